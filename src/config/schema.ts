@@ -1,0 +1,195 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+// The one place where every setting, its default and its unit live. Durations end in Ms (milliseconds) or Days,
+// sizes in Bytes or Kib. Objects are strict so a misspelt key is reported instead of silently ignored.
+
+const port = z.number().int().min(0).max(65535);
+const positiveInt = z.number().int().positive();
+const nonNegativeInt = z.number().int().nonnegative();
+const ms = positiveInt;
+const ipOrEmpty = z.string().refine((v) => v === '' || isIP(v) !== 0, 'must be an IP address or empty');
+const cidr = z.string().refine((v) => {
+  const [addr, bits, ...rest] = v.split('/');
+  if (rest.length > 0 || addr === undefined || isIP(addr) === 0) return false;
+  if (bits === undefined) return true;
+  const n = Number(bits);
+  return Number.isInteger(n) && n >= 0 && n <= (isIP(addr) === 4 ? 32 : 128);
+}, 'must be a CIDR such as 203.0.113.0/24 or a single address');
+
+function section<T extends z.ZodRawShape>(shape: T) {
+  // prefault parses {} through the object so inner defaults apply when the whole section is missing.
+  return z.object(shape).strict().prefault({} as never);
+}
+
+export const permissionNames = ['list', 'download', 'upload', 'delete', 'rename', 'mkdir'] as const;
+export type Permission = (typeof permissionNames)[number];
+
+export const configSchema = z
+  .object({
+    listen: section({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: port.default(2121),
+      /** Text after 220 in the greeting; never the software version. */
+      banner: z.string().default('ftpsd ready'),
+    }),
+    pasv: section({
+      minPort: port.default(50000),
+      maxPort: port.default(50100),
+      /** Address advertised in 227 replies (ForcePasvIP); empty: the control connection's local address. */
+      externalAddress: ipOrEmpty.default(''),
+      /** Clients from these networks are given another address (for example the LAN address behind NAT). */
+      addressOverrides: z.array(z.object({ cidr, address: z.string().refine((v) => isIP(v) === 4, 'must be an IPv4 address') }).strict()).default([]),
+      /** How long a passive listener waits for its one connection. */
+      acceptTimeoutMs: ms.default(30_000),
+    }),
+    tls: section({
+      certFile: z.string().default(''),
+      keyFile: z.string().default(''),
+      minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+      requireForLogin: z.boolean().default(true),
+      requireForData: z.boolean().default(true),
+      requireDataSessionReuse: z.boolean().default(true),
+      handshakeTimeoutMs: ms.default(10_000),
+      /** Lifetime of TLS sessions and tickets; must cover the longest control session so data connections can resume. */
+      sessionTimeoutSeconds: positiveInt.default(86_400),
+      /** Directory for the generated self-signed certificate when certFile/keyFile are empty. */
+      selfSignedDir: z.string().default('certs'),
+      /** Hostnames put in the generated self-signed certificate. */
+      selfSignedNames: z.array(z.string()).default(['localhost', '127.0.0.1', '::1']),
+      /** How often certFile/keyFile are checked for a change on disk (certbot renewals). 0 disables. */
+      watchIntervalMs: nonNegativeInt.default(60_000),
+    }),
+    users: section({
+      file: z.string().default('config/users.yaml'),
+      /** Home directory given to the demo user created on first start. */
+      demoHome: z.string().default('data/demo'),
+    }),
+    log: section({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      /** Audit events go to this append-only, hash-chained file; empty: they go to the main log only. */
+      auditFile: z.string().default(''),
+      /** Key for periodic HMAC checkpoints in the audit file; kept outside the log. Empty: created beside the users file. */
+      auditHmacKeyFile: z.string().default(''),
+      auditCheckpointEvery: positiveInt.default(100),
+      auditRotateBytes: positiveInt.default(64 * 1024 * 1024),
+    }),
+    limits: section({
+      maxLineBytes: z.number().int().min(512).default(4096),
+      maxSessions: positiveInt.default(500),
+      maxSessionsPerIp: positiveInt.default(20),
+      maxLoginsPerUser: positiveInt.default(20),
+      loginTimeoutMs: ms.default(60_000),
+      idleTimeoutMs: ms.default(900_000),
+      /** A transfer that moves no byte for this long is aborted with 426. */
+      stalledTransferTimeoutMs: ms.default(120_000),
+      maxFailedLoginsPerSession: positiveInt.default(3),
+      failedLoginDelayMs: nonNegativeInt.default(1_000),
+      /** argon2 shares libuv's threadpool with file I/O; this many verifications run at once, the rest queue. */
+      passwordHashConcurrency: positiveInt.default(2),
+      passwordHashQueueMax: positiveInt.default(200),
+      /** Read and write buffer for file transfers; 1 MiB doubles throughput over the 64 KiB stream default. */
+      transferChunkBytes: positiveInt.default(1024 * 1024),
+      /** 0 means unlimited. */
+      uploadBytesPerSecond: nonNegativeInt.default(0),
+      downloadBytesPerSecond: nonNegativeInt.default(0),
+      /** Lines a multi-line listing over the control channel (STAT path) may hold. */
+      maxStatListEntries: positiveInt.default(10_000),
+    }),
+    storage: section({
+      /** Uploads go to a hidden temporary name and are renamed into place only when complete. */
+      atomicUploads: z.boolean().default(true),
+      maxPathBytes: positiveInt.default(4096),
+      maxNameBytes: positiveInt.default(255),
+    }),
+    activeMode: section({
+      /** PORT/EPRT; off by default: passive with session binding is the safe mode. */
+      enabled: z.boolean().default(false),
+      connectTimeoutMs: ms.default(10_000),
+    }),
+    defender: section({
+      enabled: z.boolean().default(true),
+      /** Score at which an IP is banned, counted over windowMs. */
+      threshold: positiveInt.default(10),
+      windowMs: ms.default(300_000),
+      banMs: ms.default(900_000),
+      /** Each repeat offence multiplies the ban, up to maxBanMs. */
+      banMultiplier: z.number().min(1).default(2),
+      maxBanMs: ms.default(86_400_000),
+      allowList: z.array(cidr).default([]),
+      /** Bans persist here across restarts; empty: beside the users file as bans.json. */
+      file: z.string().default(''),
+      scores: section({
+        failedLogin: nonNegativeInt.default(1),
+        unknownUser: nonNegativeInt.default(1),
+        commandBeforeLogin: nonNegativeInt.default(1),
+        foreignDataConnection: nonNegativeInt.default(3),
+        tlsHandshakeFailure: nonNegativeInt.default(1),
+        protocolViolation: nonNegativeInt.default(1),
+      }),
+    }),
+    acme: section({
+      enabled: z.boolean().default(false),
+      directoryUrl: z.string().url().default('https://acme-v02.api.letsencrypt.org/directory'),
+      email: z.string().default(''),
+      termsAgreed: z.boolean().default(false),
+      domains: z.array(z.string().min(1)).default([]),
+      challenges: z.array(z.enum(['http-01', 'tls-alpn-01', 'dns-01'])).min(1).default(['http-01']),
+      http01: section({ host: z.string().default('0.0.0.0'), port: port.default(80) }),
+      tlsAlpn01: section({ host: z.string().default('0.0.0.0'), port: port.default(443) }),
+      dns01: section({
+        /** Command run as: HOOK add|remove NAME VALUE. */
+        hook: z.string().default(''),
+        /** Wait after the hook added the record, for DNS propagation. */
+        propagationDelayMs: nonNegativeInt.default(0),
+      }),
+      /** Extra CA bundle to trust the ACME directory (a company CA, or a test CA). */
+      caFile: z.string().default(''),
+      renewBeforeDays: z.number().positive().default(30),
+      /** Alternatively renew when this fraction of the lifetime is left (0 disables); the earlier of the two wins. */
+      renewBeforeFraction: z.number().min(0).max(1).default(0),
+      keyType: z.enum(['ecdsa-p256', 'rsa-2048', 'rsa-3072', 'rsa-4096']).default('ecdsa-p256'),
+      eab: section({ keyId: z.string().default(''), hmacKey: z.string().default('') }),
+      /** Where the account key and certificates are stored. */
+      dir: z.string().default('certs/acme'),
+      retryMinMs: ms.default(60_000),
+      retryMaxMs: ms.default(6 * 3_600_000),
+      /** How often the expiry is checked. */
+      checkIntervalMs: ms.default(12 * 3_600_000),
+    }),
+    metrics: section({
+      enabled: z.boolean().default(false),
+      host: z.string().default('127.0.0.1'),
+      port: port.default(9121),
+    }),
+    shutdown: section({
+      /** SIGTERM lets running transfers finish for at most this long. */
+      graceMs: ms.default(30_000),
+    }),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.pasv.minPort > c.pasv.maxPort) {
+      ctx.addIssue({ code: 'custom', path: ['pasv', 'maxPort'], message: 'must be greater than or equal to pasv.minPort' });
+    }
+    if ((c.tls.certFile === '') !== (c.tls.keyFile === '')) {
+      ctx.addIssue({ code: 'custom', path: ['tls', c.tls.certFile === '' ? 'certFile' : 'keyFile'], message: 'tls.certFile and tls.keyFile must be set together' });
+    }
+    if (c.acme.enabled) {
+      if (c.acme.domains.length === 0) ctx.addIssue({ code: 'custom', path: ['acme', 'domains'], message: 'needs at least one domain when acme.enabled' });
+      if (!c.acme.termsAgreed) ctx.addIssue({ code: 'custom', path: ['acme', 'termsAgreed'], message: "must be true: the CA's terms of service have to be accepted" });
+      if (c.acme.challenges.includes('dns-01') && c.acme.dns01.hook === '' && c.acme.challenges.length === 1) {
+        ctx.addIssue({ code: 'custom', path: ['acme', 'dns01', 'hook'], message: 'is required for the dns-01 challenge' });
+      }
+      if (c.acme.domains.some((d) => d.startsWith('*.')) && !c.acme.challenges.includes('dns-01')) {
+        ctx.addIssue({ code: 'custom', path: ['acme', 'challenges'], message: 'wildcard domains need dns-01' });
+      }
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+export function defaultConfig(): Config {
+  return configSchema.parse({});
+}

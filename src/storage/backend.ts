@@ -1,0 +1,69 @@
+import type { Readable, Writable } from 'node:stream';
+
+/**
+ * What the FTP commands need from storage. Paths given to a StorageSession are virtual: absolute POSIX paths inside
+ * the user's home ("/" is the home), already normalised by `resolve`. The local-disk backend is the only one today;
+ * the interface keeps room for object storage.
+ */
+export type EntryType = 'file' | 'dir' | 'link' | 'other';
+
+export interface FileInfo {
+  /** Last path segment (for "/" itself: "/"). */
+  name: string;
+  type: EntryType;
+  size: number;
+  mtime: Date;
+  /** POSIX permission bits, for LIST. */
+  mode: number;
+  /** RFC 3659 "unique" fact: stable for the same file (device and inode on local disk). */
+  unique: string;
+}
+
+export type UploadMode =
+  /** STOR: replace the target. */
+  | { kind: 'replace' }
+  /** APPE: append to the target (created when missing). */
+  | { kind: 'append' }
+  /** REST n + STOR: continue a partial upload (kept under its hidden name) or the stored file at byte offset. */
+  | { kind: 'resume'; offset: number };
+
+export interface UploadResult {
+  bytes: number;
+  /** Final size of the file. */
+  size: number;
+  /** SHA-256 (hex) of the whole stored file. */
+  sha256: string;
+}
+
+/** An upload in progress. Nothing is visible at the target name until `commit` succeeds. */
+export interface Upload {
+  /** Receives the file's bytes (for append/resume: only the new bytes). */
+  readonly stream: Writable;
+  /** Call once the data connection ended cleanly and `stream` finished: makes the file visible atomically. */
+  commit(): Promise<UploadResult>;
+  /**
+   * Called for an aborted or truncated transfer: the target keeps its previous content. With keepPartial the bytes
+   * received so far stay under the hidden partial name so `REST` can continue them.
+   */
+  abort(keepPartial: boolean): Promise<void>;
+}
+
+export interface StorageSession {
+  /** Normalises a client path against the current directory; throws FtpError 553 for NUL, over-long names/paths. */
+  resolve(cwd: string, clientPath: string): string;
+  stat(path: string): Promise<FileInfo>;
+  /** Directory entries, without upload temporaries. */
+  list(path: string): Promise<FileInfo[]>;
+  mkdir(path: string): Promise<void>;
+  rmdir(path: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  setMtime(path: string, mtime: Date): Promise<void>;
+  /** Readable of the file from `offset`, reading `chunkBytes` at a time. */
+  openRead(path: string, offset: number, chunkBytes: number): Promise<Readable>;
+  openUpload(path: string, mode: UploadMode, chunkBytes: number): Promise<Upload>;
+  /** A name in `dir` that does not exist yet, for STOU. */
+  uniqueName(dir: string, hint: string): Promise<string>;
+  /** SHA-256 (hex) of a stored file, for HASH. */
+  sha256(path: string): Promise<string>;
+}
