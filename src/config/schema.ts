@@ -71,11 +71,14 @@ export const configSchema = z
       auditFile: z.string().default(''),
       /** Key for periodic HMAC checkpoints in the audit file; kept outside the log. Empty: created beside the users file. */
       auditHmacKeyFile: z.string().default(''),
+      /** An HMAC checkpoint record follows at most this many records. */
       auditCheckpointEvery: positiveInt.default(100),
       auditRotateBytes: positiveInt.default(64 * 1024 * 1024),
     }),
     limits: section({
       maxLineBytes: z.number().int().min(512).default(4096),
+      /** Commands a client may send ahead of our replies before we stop reading from it. */
+      maxPipelinedCommands: positiveInt.default(32),
       maxSessions: positiveInt.default(500),
       maxSessionsPerIp: positiveInt.default(20),
       maxLoginsPerUser: positiveInt.default(20),
@@ -83,6 +86,8 @@ export const configSchema = z
       idleTimeoutMs: ms.default(900_000),
       /** A transfer that moves no byte for this long is aborted with 426. */
       stalledTransferTimeoutMs: ms.default(120_000),
+      /** After a download is sent, how long the client may take to close the data connection before it is cut. */
+      dataCloseTimeoutMs: ms.default(10_000),
       maxFailedLoginsPerSession: positiveInt.default(3),
       failedLoginDelayMs: nonNegativeInt.default(1_000),
       /** argon2 shares libuv's threadpool with file I/O; this many verifications run at once, the rest queue. */
@@ -99,6 +104,8 @@ export const configSchema = z
     storage: section({
       /** Uploads go to a hidden temporary name and are renamed into place only when complete. */
       atomicUploads: z.boolean().default(true),
+      /** An upload is fsync'ed (file, then directory) before 226 reports it stored: a power cut cannot lose it. */
+      fsyncOnCommit: z.boolean().default(true),
       maxPathBytes: positiveInt.default(4096),
       maxNameBytes: positiveInt.default(255),
     }),
@@ -119,6 +126,17 @@ export const configSchema = z
       allowList: z.array(cidr).default([]),
       /** Bans persist here across restarts; empty: beside the users file as bans.json. */
       file: z.string().default(''),
+      /** Most IPs scored, banned or remembered as offenders at once; the oldest are forgotten first. Bounds memory
+       *  against an attacker rotating addresses (an IPv6 /64 alone holds 2^64). */
+      maxTrackedIps: positiveInt.default(100_000),
+      /** A ban counts towards longer later bans for this long after it was imposed. */
+      offenceMemoryMs: ms.default(30 * 86_400_000),
+      /** How often expired bans, scores and offence records are dropped from memory. */
+      pruneIntervalMs: ms.default(60_000),
+      /** Bans are written this long after a change, so a burst of bans costs one write. */
+      saveDelayMs: nonNegativeInt.default(1_000),
+      /** How often the bans file is checked for changes made by `ftpsd ban` or another node. 0 disables. */
+      fileWatchIntervalMs: nonNegativeInt.default(2_000),
       scores: section({
         failedLogin: nonNegativeInt.default(1),
         unknownUser: nonNegativeInt.default(1),
@@ -142,6 +160,8 @@ export const configSchema = z
         hook: z.string().default(''),
         /** Wait after the hook added the record, for DNS propagation. */
         propagationDelayMs: nonNegativeInt.default(0),
+        /** A hook run that takes longer is killed and the challenge fails. */
+        hookTimeoutMs: ms.default(60_000),
       }),
       /** Extra CA bundle to trust the ACME directory (a company CA, or a test CA). */
       caFile: z.string().default(''),
@@ -156,6 +176,15 @@ export const configSchema = z
       retryMaxMs: ms.default(6 * 3_600_000),
       /** How often the expiry is checked. */
       checkIntervalMs: ms.default(12 * 3_600_000),
+      /** Longest one order may take, from newOrder to the downloaded certificate (challenges and finalization). */
+      challengeTimeoutMs: ms.default(300_000),
+      /** Polling the CA for a challenge or order status backs off exponentially between these two delays. */
+      pollIntervalMinMs: ms.default(1_000),
+      pollIntervalMaxMs: ms.default(10_000),
+      /** A request to the CA that fails on the network, with 429 or with 5xx is tried again this many times. */
+      requestRetries: positiveInt.default(3),
+      /** Wait before such a retry, multiplied by the attempt number unless the CA sends Retry-After. */
+      requestRetryDelayMs: ms.default(5_000),
     }),
     metrics: section({
       enabled: z.boolean().default(false),

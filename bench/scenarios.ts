@@ -1,0 +1,237 @@
+import { link, mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { Client } from 'basic-ftp';
+import { runCurl, runLftp } from '../test/helpers/clients.js';
+import { openIdleSession, type IdleSession } from './idle-session.js';
+import { mapLimit, sleep } from './measure.js';
+import type { BenchTarget } from './targets.js';
+
+// One function per measured scenario. Each returns one number for one round against one server; the driver runs
+// them alternately against both servers and takes medians.
+
+export type Unit = 'MB/s' | 'files/s' | 'KiB/session' | 's';
+
+export interface Scenario {
+  id: string;
+  title: string;
+  unit: Unit;
+  /** For memory and wall time lower is better; for rates higher is. */
+  higherIsBetter: boolean;
+  /** Puts what the scenario reads into the server's data directory (hard links: no extra disk). */
+  prepare?(target: BenchTarget, files: BenchFiles): Promise<void>;
+  run(target: BenchTarget, files: BenchFiles, round: number): Promise<number>;
+}
+
+export interface BenchFiles {
+  dir: string;
+  /** The large file for a) and b). */
+  big: string;
+  bigBytes: number;
+  /** Directory of the small files for c). */
+  smallDir: string;
+  smallCount: number;
+  /** The 1 MiB file of e). */
+  medium: string;
+  mediumBytes: number;
+}
+
+export interface ScenarioLimits {
+  /** Upper bound for one large transfer. */
+  bigTransferTimeoutMs: number;
+  /** Upper bound for one lftp run over all small files. */
+  smallFilesTimeoutMs: number;
+  /** Sessions held open in d) and run at once in e). */
+  sessions: number;
+  /** Upper bound for one session's login (d) or whole work (e). */
+  sessionTimeoutMs: number;
+  /** Wait after opening or closing idle sessions before reading memory, so the servers settle. */
+  settleMs: number;
+}
+
+const MB = 1_000_000;
+
+export function scenarios(limits: ScenarioLimits): Scenario[] {
+  return [
+    {
+      id: 'a',
+      title: 'download large file, curl, PROT P',
+      unit: 'MB/s',
+      higherIsBetter: true,
+      prepare: (t, f) => linkInto(f.big, join(t.dataDir, 'big.bin')),
+      async run(t, f) {
+        const r = await runCurl(['--ssl-reqd', '-k', '-o', '/dev/null', '-w', '%{size_download} %{speed_download}', urlOf(t, 'big.bin')], {
+          timeoutMs: limits.bigTransferTimeoutMs,
+        });
+        const [size, speed] = r.stdout.trim().split(' ').map(Number);
+        if (r.code !== 0 || size !== f.bigBytes) throw new Error(`curl download: code ${r.code}, ${size} bytes: ${r.stderr.trim()}`);
+        return speed! / MB;
+      },
+    },
+    {
+      id: 'b',
+      title: 'upload large file, curl -T, PROT P',
+      unit: 'MB/s',
+      higherIsBetter: true,
+      async run(t, f, round) {
+        const name = `up-${round}.bin`;
+        // curl up to at least 8.8 can lose the end of an FTPS upload over TLS 1.3: it never reads the data connection,
+        // so the server's NewSessionTicket stays unread and closing the socket sends a TCP RST that discards data
+        // still in the server's receive buffer. TLS 1.2 avoids that race for both servers alike.
+        const r = await runCurl(['--ssl-reqd', '-k', '--tls-max', '1.2', '-T', f.big, '-w', '%{size_upload} %{speed_upload}', urlOf(t, name)], {
+          timeoutMs: limits.bigTransferTimeoutMs,
+        });
+        const [size, speed] = r.stdout.trim().split(' ').map(Number);
+        const onDisk = await stat(join(t.dataDir, name)).then((s) => s.size, () => -1);
+        await rm(join(t.dataDir, name), { force: true });
+        if (r.code !== 0 || size !== f.bigBytes || onDisk !== f.bigBytes) {
+          throw new Error(`curl upload: code ${r.code}, sent ${size}, stored ${onDisk}: ${r.stderr.trim()}`);
+        }
+        return speed! / MB;
+      },
+    },
+    ...(['default', '1.2'] as const).flatMap((tls): Scenario[] => {
+      const tag = tls === 'default' ? 'c' : 'c12';
+      const how = tls === 'default' ? 'lftp defaults (TLS 1.3)' : 'lftp, TLS 1.2';
+      return [
+        {
+          id: `${tag}-up`,
+          title: `upload small files over one session, ${how}`,
+          unit: 'files/s',
+          higherIsBetter: true,
+          run: (t, f, round) => smallFiles(t, f, round, 'up', tls, limits),
+        },
+        {
+          id: `${tag}-down`,
+          title: `download small files over one session, ${how}`,
+          unit: 'files/s',
+          higherIsBetter: true,
+          run: (t, f, round) => smallFiles(t, f, round, 'down', tls, limits),
+        },
+      ];
+    }),
+    {
+      id: 'd',
+      title: `memory per idle logged-in TLS session (${limits.sessions} sessions)`,
+      unit: 'KiB/session',
+      higherIsBetter: false,
+      run: (t) => idleMemory(t, limits),
+    },
+    {
+      id: 'e',
+      title: `${limits.sessions} concurrent sessions: login, LIST, download 1 MiB (wall time)`,
+      unit: 's',
+      higherIsBetter: false,
+      prepare: (t, f) => linkInto(f.medium, join(t.dataDir, 'medium.bin')),
+      run: (t, f) => concurrentSessions(t, f, limits),
+    },
+  ];
+}
+
+function urlOf(t: BenchTarget, path: string): string {
+  return `ftp://${encodeURIComponent(t.user)}:${encodeURIComponent(t.password)}@127.0.0.1:${t.port}/${path}`;
+}
+
+async function linkInto(src: string, dest: string): Promise<void> {
+  await rm(dest, { force: true });
+  await link(src, dest);
+}
+
+// c) runs once per round and yields two numbers; the upload half records both, the download half reads the second.
+const smallFileRates = new Map<string, { up: number; down: number }>();
+
+async function smallFiles(
+  t: BenchTarget,
+  f: BenchFiles,
+  round: number,
+  half: 'up' | 'down',
+  tls: 'default' | '1.2',
+  limits: ScenarioLimits,
+): Promise<number> {
+  const key = `${t.name}/${tls}/${round}`;
+  if (half === 'down') {
+    const rates = smallFileRates.get(key);
+    if (rates === undefined) throw new Error('small-file download measured together with the upload');
+    smallFileRates.delete(key);
+    return rates.down;
+  }
+  const remote = `small-${tls}-${round}`;
+  const localOut = join(f.dir, `small-back-${t.name}-${tls}-${round}`);
+  await mkdir(localOut);
+  try {
+    // Timestamps from the local shell split one session's time into its upload and download halves.
+    const script = [
+      `mkdir ${remote}`,
+      '!date +T%s%N',
+      `mput -O ${remote} ${f.smallDir}/*`,
+      '!date +T%s%N',
+      `mget -O ${localOut} ${remote}/*`,
+      '!date +T%s%N',
+    ].join('\n');
+    // GnuTLS priority string: the same client, TLS 1.3 left out.
+    const settings = tls === '1.2' ? ['set ssl:priority NORMAL:-VERS-TLS1.3'] : [];
+    const r = await runLftp(script, { port: t.port, user: t.user, password: t.password, settings, timeoutMs: limits.smallFilesTimeoutMs });
+    const stamps = [...r.stdout.matchAll(/^T(\d+)$/gm)].map((m) => BigInt(m[1]!));
+    const back = await readdir(localOut);
+    if (r.code !== 0 || stamps.length !== 3 || back.length !== f.smallCount) {
+      throw new Error(`lftp small files: code ${r.code}, ${back.length}/${f.smallCount} files back: ${r.stderr.trim().slice(-500)}`);
+    }
+    const seconds = (a: bigint, b: bigint) => Number(b - a) / 1e9;
+    smallFileRates.set(key, { up: f.smallCount / seconds(stamps[0]!, stamps[1]!), down: f.smallCount / seconds(stamps[1]!, stamps[2]!) });
+    return smallFileRates.get(key)!.up;
+  } finally {
+    await rm(localOut, { recursive: true, force: true });
+    await rm(join(t.dataDir, remote), { recursive: true, force: true });
+  }
+}
+
+async function idleMemory(t: BenchTarget, limits: ScenarioLimits): Promise<number> {
+  const openConcurrency = 10;
+  await sleep(limits.settleMs);
+  const before = await t.memoryBytes();
+  const sessions: IdleSession[] = [];
+  try {
+    await mapLimit(Array.from({ length: limits.sessions }, (_, i) => i), openConcurrency, async () => {
+      sessions.push(await openIdleSession(t.port, t.user, t.password, limits.sessionTimeoutMs));
+    });
+    await sleep(limits.settleMs);
+    const after = await t.memoryBytes();
+    return (after - before) / limits.sessions / 1024;
+  } finally {
+    for (const s of sessions) s.close();
+    await sleep(limits.settleMs);
+  }
+}
+
+class CountingSink extends Writable {
+  bytes = 0;
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    this.bytes += chunk.length;
+    cb();
+  }
+}
+
+async function concurrentSessions(t: BenchTarget, f: BenchFiles, limits: ScenarioLimits): Promise<number> {
+  const failures: string[] = [];
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: limits.sessions }, async (_, i) => {
+      const client = new Client(limits.sessionTimeoutMs);
+      const sink = new CountingSink();
+      try {
+        await client.access({ host: '127.0.0.1', port: t.port, user: t.user, password: t.password, secure: true, secureOptions: { rejectUnauthorized: false } });
+        const list = await client.list();
+        if (!list.some((e) => e.name === 'medium.bin')) throw new Error('medium.bin not listed');
+        await client.downloadTo(sink, 'medium.bin');
+        if (sink.bytes !== f.mediumBytes) throw new Error(`got ${sink.bytes} bytes`);
+      } catch (err) {
+        failures.push(`session ${i}: ${(err as Error).message}`);
+      } finally {
+        client.close();
+      }
+    }),
+  );
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  if (failures.length > 0) throw new Error(`${failures.length} of ${limits.sessions} sessions failed; first: ${failures[0]}`);
+  return seconds;
+}

@@ -1,0 +1,182 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { VSFTPD_PASV_PORTS, freePort, freePortRange, startVsftpd } from '../test/helpers/vsftpd.js';
+import { processRssBytes, treePssBytes } from './measure.js';
+
+// The two servers under comparison, behind one shape so every scenario runs the same code against both.
+
+export type TargetName = 'ftpsd' | 'vsftpd';
+
+export interface BenchTarget {
+  name: TargetName;
+  port: number;
+  user: string;
+  password: string;
+  /** The user's FTP root on disk. */
+  dataDir: string;
+  /** Memory the server holds now: RSS of ftpsd's one process, PSS summed over vsftpd's process tree. */
+  memoryBytes(): Promise<number>;
+  /** What memoryBytes measures, for the report. */
+  memoryKind: 'RSS' | 'PSS';
+  stop(): Promise<void>;
+}
+
+/** Sessions the benchmark opens at once; the servers' per-IP and per-user caps are raised above it. */
+export const BENCH_MAX_SESSIONS = 1_000;
+const START_TIMEOUT_MS = 20_000;
+const CLI_TIMEOUT_MS = 30_000;
+
+export async function startVsftpdTarget(): Promise<BenchTarget> {
+  const v = await startVsftpd();
+  return {
+    name: 'vsftpd',
+    port: v.port,
+    user: v.user,
+    password: v.password,
+    dataDir: v.dataDir,
+    memoryKind: 'PSS',
+    memoryBytes: () => treePssBytes(v.pid),
+    stop: () => v.stop(),
+  };
+}
+
+/**
+ * Starts this checkout's server (bin/ftpsd.js, built into dist/) with a config of its own in a temporary directory:
+ * a self-signed certificate generated at first start, one user created with the CLI, limits raised so that the
+ * benchmark's 100 concurrent sessions from 127.0.0.1 are not refused.
+ */
+export async function startFtpsdTarget(repoDir: string): Promise<BenchTarget> {
+  const root = await mkdtemp(join(tmpdir(), 'ftpsd-bench-'));
+  const dataDir = join(root, 'home');
+  await mkdir(dataDir);
+  const password = randomBytes(12).toString('base64url');
+  const user = 'bench';
+  const port = await freePort();
+  const pasvMinPort = await freePortRange(VSFTPD_PASV_PORTS);
+  const configFile = join(root, 'ftpsd.yaml');
+  await writeFile(
+    configFile,
+    JSON.stringify(
+      {
+        listen: { host: '127.0.0.1', port },
+        pasv: { minPort: pasvMinPort, maxPort: pasvMinPort + VSFTPD_PASV_PORTS - 1 },
+        tls: { selfSignedDir: join(root, 'certs') },
+        users: { file: join(root, 'users.yaml'), demoHome: join(root, 'demo') },
+        log: { level: 'warn' },
+        limits: { maxSessions: BENCH_MAX_SESSIONS, maxSessionsPerIp: BENCH_MAX_SESSIONS, maxLoginsPerUser: BENCH_MAX_SESSIONS, passwordHashQueueMax: BENCH_MAX_SESSIONS },
+        defender: { enabled: false },
+      },
+      null,
+      2,
+    ) + '\n', // JSON is YAML
+  );
+  const bin = resolve(repoDir, 'bin/ftpsd.js');
+  try {
+    await runCli(
+      process.execPath,
+      [bin, 'user', 'add', user, '--home', dataDir, '--perms', 'list,download,upload,delete,rename,mkdir', '--config', configFile],
+      `${password}\n`,
+      repoDir,
+    );
+    const child = spawn(process.execPath, [bin, 'serve', '--config', configFile], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+    const stderr: Buffer[] = [];
+    child.stderr?.on('data', (b: Buffer) => stderr.push(b));
+    try {
+      await waitForGreeting(port, child, START_TIMEOUT_MS);
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw new Error(`ftpsd did not start: ${(err as Error).message}\n${Buffer.concat(stderr).toString('utf8').slice(-2000)}`);
+    }
+    const pid = child.pid!;
+    let stopped = false;
+    return {
+      name: 'ftpsd',
+      port,
+      user,
+      password,
+      dataDir,
+      memoryKind: 'RSS',
+      memoryBytes: () => processRssBytes(pid),
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        await stopChild(child);
+        await rm(root, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await rm(root, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+function runCli(cmd: string, args: readonly string[], input: string, cwd: string): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, args, { cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => out.push(b));
+    const timer = setTimeout(() => child.kill('SIGKILL'), CLI_TIMEOUT_MS);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolvePromise();
+      else reject(new Error(`${args.slice(1, 3).join(' ')} failed (${code}): ${Buffer.concat(out).toString('utf8')}`));
+    });
+    child.stdin.on('error', () => {});
+    child.stdin.end(input);
+  });
+}
+
+function waitForGreeting(port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const retryMs = 100;
+  return new Promise((resolvePromise, reject) => {
+    let done = false;
+    const finish = (err?: Error) => {
+      if (done) return;
+      done = true;
+      child.off('exit', onExit);
+      if (err) reject(err);
+      else resolvePromise();
+    };
+    const onExit = (code: number | null) => finish(new Error(`exited with code ${code}`));
+    child.once('exit', onExit);
+    const attempt = () => {
+      if (done) return;
+      if (Date.now() > deadline) return finish(new Error(`no 220 greeting within ${timeoutMs} ms`));
+      const sock = connect(port, '127.0.0.1');
+      let buf = '';
+      sock.setEncoding('utf8');
+      sock.on('data', (d: string) => {
+        buf += d;
+        if (!buf.includes('\n')) return;
+        sock.destroy();
+        finish(buf.startsWith('220') ? undefined : new Error(`unexpected greeting: ${buf.trim()}`));
+      });
+      sock.on('error', () => {
+        sock.destroy();
+        setTimeout(attempt, retryMs);
+      });
+    };
+    attempt();
+  });
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  // Past the server's shutdown grace there is nothing left worth waiting for in a benchmark.
+  const graceMs = 5_000;
+  return new Promise((resolvePromise) => {
+    const kill = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(kill);
+      resolvePromise();
+    });
+    child.kill('SIGTERM');
+  });
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# `npm run bench`: builds the server and runs the side-by-side benchmark against vsftpd (see bench/README.md).
+# Not part of `npm test`. Arguments are passed on: npm run bench -- --rounds 5 --scenarios a,b
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-test-deps.sh
+stamp=node_modules/.package-lock.json
+if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
+  npm install --no-audit --no-fund
+  touch "$stamp"
+fi
+npx tsc -p tsconfig.json
+# The bench sources are not in either tsconfig; check them with the same strictness.
+npx tsc --noEmit --strict --target ES2022 --module NodeNext --moduleResolution NodeNext --types node \
+  --skipLibCheck --noImplicitOverride bench/*.ts
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "bench: vsftpd needs a system user for its local logins; run as root or pass --servers ftpsd" >&2
+fi
+mkdir -p bench/results
+exec node --import tsx bench/run.ts --json "bench/results/$(date -u +%Y%m%dT%H%M%SZ).json" "$@"

@@ -1,0 +1,73 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Authorization } from 'acme-client';
+import type { Logger } from '../log/logger.js';
+import type { ChallengeInfo, ChallengeResponder } from './challenge-responder.js';
+
+const CHALLENGE_PATH = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]+)$/;
+
+/**
+ * RFC 8555 section 8.3: the CA fetches http://<domain>/.well-known/acme-challenge/<token> and expects the key
+ * authorization as the body. Only paths of that shape with a token of a running order are answered; anything else
+ * is 404, so the listener reveals nothing while it is up, and it is up only while an order runs.
+ */
+export class Http01Responder implements ChallengeResponder {
+  readonly type = 'http-01' as const;
+  readonly #host: string;
+  readonly #port: number;
+  readonly #log: Logger;
+  readonly #tokens = new Map<string, string>();
+  #server: Server | null = null;
+
+  constructor(options: { host: string; port: number; log: Logger }) {
+    this.#host = options.host;
+    this.#port = options.port;
+    this.#log = options.log;
+  }
+
+  /** The port actually bound (useful with port 0), or null when not listening. */
+  get port(): number | null {
+    return (this.#server?.address() as AddressInfo | null)?.port ?? null;
+  }
+
+  async start(): Promise<void> {
+    if (this.#server !== null) return;
+    const server = createServer((req, res) => {
+      const token = CHALLENGE_PATH.exec(req.url ?? '')?.[1];
+      const keyAuthorization = req.method === 'GET' && token !== undefined ? this.#tokens.get(token) : undefined;
+      this.#log.debug({ path: req.url, remote: req.socket.remoteAddress, known: keyAuthorization !== undefined }, 'acme http-01 request');
+      if (keyAuthorization === undefined) {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(keyAuthorization);
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.#port, this.#host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.#server = server;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.#server;
+    this.#server = null;
+    this.#tokens.clear();
+    if (server === null) return;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+
+  async create(_authz: Authorization, challenge: ChallengeInfo, keyAuthorization: string): Promise<void> {
+    this.#tokens.set(challenge.token, keyAuthorization);
+  }
+
+  async remove(_authz: Authorization, challenge: ChallengeInfo): Promise<void> {
+    this.#tokens.delete(challenge.token);
+  }
+}

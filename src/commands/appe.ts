@@ -1,0 +1,16 @@
+import type { CommandSpec } from './command-spec.js';
+import { requirePermission, resolveArg } from './path-args.js';
+import { runUpload } from './upload-command.js';
+
+export const APPE: CommandSpec = {
+  verb: 'APPE',
+  syntax: 'APPE <path>',
+  availability: 'loggedIn',
+  needsArg: true,
+  async run(s, arg) {
+    s.params = { ...s.params, restOffset: 0 };
+    requirePermission(s, 'upload');
+    const path = resolveArg(s, arg);
+    return runUpload(s, path, { kind: 'append' }, 'Ok to send data', () => ({ code: 226, text: 'Transfer complete' }));
+  },
+};

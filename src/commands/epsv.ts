@@ -1,0 +1,26 @@
+import { isIPv6 } from 'node:net';
+import { FtpError } from '../errors.js';
+import { epsvReplyText } from '../protocol/address-text.js';
+import type { CommandSpec } from './command-spec.js';
+
+/** RFC 2428 §3: only the port is sent, so NAT address rewriting is never needed. */
+export const EPSV: CommandSpec = {
+  verb: 'EPSV',
+  syntax: 'EPSV [1|2|ALL]',
+  availability: 'loggedIn',
+  feat: 'EPSV',
+  async run(s, arg) {
+    const a = arg.trim().toUpperCase();
+    if (a === 'ALL') {
+      s.data.epsvAll = true;
+      return { code: 200, text: 'EPSV ALL ok' };
+    }
+    const family = isIPv6(s.localAddress) ? '2' : '1';
+    if (a !== '' && a !== family) {
+      if (a === '1' || a === '2') throw new FtpError(522, `Network protocol not supported, use (${family})`);
+      throw new FtpError(501, 'Syntax: EPSV [1|2|ALL]');
+    }
+    const { port } = await s.data.openPassive();
+    return { code: 229, text: epsvReplyText(port) };
+  },
+};

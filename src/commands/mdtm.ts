@@ -1,0 +1,28 @@
+import { FtpError } from '../errors.js';
+import { formatMdtm, parseMfmtTime } from '../storage/listing-format.js';
+import type { CommandSpec } from './command-spec.js';
+import { requirePermission, resolveArg } from './path-args.js';
+
+/** RFC 3659 §3. The non-standard "MDTM <time> <path>" that some clients use to set the time is accepted too. */
+export const MDTM: CommandSpec = {
+  verb: 'MDTM',
+  syntax: 'MDTM <path>',
+  availability: 'loggedIn',
+  needsArg: true,
+  feat: 'MDTM',
+  async run(s, arg) {
+    const setForm = /^(\d{14}(?:\.\d{1,3})?) (.+)$/.exec(arg);
+    if (setForm !== null) {
+      const time = parseMfmtTime(setForm[1]!);
+      if (time !== null) {
+        requirePermission(s, 'upload');
+        const path = resolveArg(s, setForm[2]!);
+        await s.storage.setMtime(path, time);
+        return { code: 213, text: formatMdtm(time) };
+      }
+    }
+    const info = await s.storage.stat(resolveArg(s, arg));
+    if (info.type !== 'file') throw new FtpError(550, 'Not a regular file');
+    return { code: 213, text: formatMdtm(info.mtime) };
+  },
+};

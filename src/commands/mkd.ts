@@ -1,0 +1,18 @@
+import { quotePath } from '../protocol/reply.js';
+import type { CommandSpec } from './command-spec.js';
+import { auditFileOp, requirePermission, resolveArg } from './path-args.js';
+
+export const MKD: CommandSpec = {
+  verb: 'MKD',
+  aliases: ['XMKD'],
+  syntax: 'MKD <path>',
+  availability: 'loggedIn',
+  needsArg: true,
+  async run(s, arg) {
+    requirePermission(s, 'mkdir');
+    const path = resolveArg(s, arg);
+    await s.storage.mkdir(path);
+    auditFileOp(s, 'mkdir', { path });
+    return { code: 257, text: `${quotePath(path)} created` };
+  },
+};

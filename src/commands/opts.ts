@@ -1,0 +1,29 @@
+import { FtpError } from '../errors.js';
+import type { CommandSpec } from './command-spec.js';
+
+/** RFC 2389 OPTS: UTF8 (RFC 2640, always on), MLST facts (RFC 3659), HASH algorithm. */
+export const OPTS: CommandSpec = {
+  verb: 'OPTS',
+  syntax: 'OPTS UTF8 ON | OPTS MLST <facts> | OPTS HASH <algorithm>',
+  availability: 'any',
+  needsArg: true,
+  feat: 'UTF8',
+  run(_s, arg) {
+    const [name = '', ...rest] = arg.trim().split(/\s+/);
+    const value = rest.join(' ');
+    switch (name.toUpperCase()) {
+      case 'UTF8':
+      case 'UTF-8':
+        return { code: 200, text: 'UTF8 mode is always on' };
+      case 'MLST':
+        // The full fact set is always sent; clients ignore facts they did not ask for.
+        return { code: 200, text: `MLST OPTS ${value === '' ? '' : 'type;size;modify;perm;unique;'}` };
+      case 'HASH':
+        if (value === '' ) return { code: 200, text: 'SHA-256' };
+        if (value.toUpperCase() !== 'SHA-256') throw new FtpError(501, 'Only SHA-256 is supported');
+        return { code: 200, text: 'SHA-256' };
+      default:
+        throw new FtpError(501, `Option ${name} not understood`);
+    }
+  },
+};

@@ -1,0 +1,56 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FtpError } from '../errors.js';
+import { CidrSet } from '../defender/cidr.js';
+import type { Session } from '../control/session.js';
+import type { CommandSpec } from './command-spec.js';
+
+export const PASS: CommandSpec = {
+  verb: 'PASS',
+  syntax: 'PASS <password>',
+  availability: 'any',
+  async run(s, arg) {
+    if (s.phase.kind === 'ready') return { code: 230, text: 'Already logged in' };
+    if (s.phase.kind !== 'needPass') throw new FtpError(503, 'Login with USER first');
+    s.requireTlsForLogin();
+    const name = s.phase.userName;
+    const result = await s.server.users.authenticate(name, arg);
+    if (!result.ok) return failLogin(s, name, result.reason);
+    const user = result.user;
+    if (user.allowedNetworks.length > 0 && !new CidrSet(user.allowedNetworks).has(s.peerIp)) {
+      return failLogin(s, name, 'network_not_allowed');
+    }
+    if (user.clientCertificates.length > 0) {
+      const peerCert = s.security.kind === 'tls' ? s.security.socket.getPeerCertificate() : null;
+      const fingerprint = peerCert?.fingerprint256?.replace(/:/g, '').toLowerCase();
+      if (fingerprint === undefined || !user.clientCertificates.includes(fingerprint)) return failLogin(s, name, 'client_certificate');
+    }
+    if (!s.server.acquireLogin(s, name)) {
+      s.phase = { kind: 'greeted' };
+      s.server.metrics.login('refused');
+      s.server.audit('login_failed', { sid: s.id, ip: s.peerIp, user: name, reason: 'too_many_sessions' });
+      throw new FtpError(530, 'Too many sessions for this user', { reason: 'user_session_limit' });
+    }
+    s.completeLogin(user, s.server.createStorage(user));
+    s.server.metrics.login('ok');
+    const tls = s.security.kind === 'tls' ? s.security.info : null;
+    s.server.audit('login', { sid: s.id, ip: s.peerIp, user: name, protocol: tls?.version, cipher: tls?.cipher });
+    return { code: 230, text: 'Login successful' };
+  },
+};
+
+async function failLogin(s: Session, name: string, reason: string): Promise<never> {
+  s.phase = { kind: 'greeted' };
+  s.failedLogins++;
+  s.server.metrics.login('failed');
+  s.server.defender.record(s.peerIp, reason === 'unknown_user' ? 'unknownUser' : 'failedLogin', { user: name });
+  s.server.audit('login_failed', { sid: s.id, ip: s.peerIp, user: name, reason });
+  // A fixed delay before answering slows password guessing without holding an argon2 slot.
+  await sleep(s.server.config.limits.failedLoginDelayMs);
+  if (s.failedLogins >= s.server.config.limits.maxFailedLoginsPerSession) {
+    s.send({ code: 530, text: 'Login incorrect' });
+    s.send({ code: 421, text: 'Too many failed logins, closing connection' });
+    s.close('too many failed logins');
+    throw new FtpError(530, 'Login incorrect', { reason: 'too_many_failures' });
+  }
+  throw new FtpError(530, 'Login incorrect', { reason });
+}

@@ -1,0 +1,18 @@
+import { FtpError } from '../errors.js';
+import type { CommandSpec } from './command-spec.js';
+
+/** RFC 3659 §5: REST STREAM — the byte offset for the next RETR or STOR. */
+export const REST: CommandSpec = {
+  verb: 'REST',
+  syntax: 'REST <offset>',
+  availability: 'loggedIn',
+  needsArg: true,
+  feat: 'REST STREAM',
+  run(s, arg) {
+    const text = arg.trim();
+    if (!/^\d{1,15}$/.test(text)) throw new FtpError(501, 'REST needs a byte offset');
+    const offset = Number(text);
+    s.params = { ...s.params, restOffset: offset };
+    return { code: 350, text: `Restarting at ${offset}. Send STORE or RETRIEVE to initiate transfer` };
+  },
+};

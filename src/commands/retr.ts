@@ -1,0 +1,44 @@
+import { lfToCrlf } from '../data/ascii-mode.js';
+import { sendToClient } from '../data/transfer.js';
+import { FtpError } from '../errors.js';
+import type { CommandSpec } from './command-spec.js';
+import { requirePermission, resolveArg } from './path-args.js';
+import { auditTransfer, transferLimits } from './transfer-audit.js';
+
+export const RETR: CommandSpec = {
+  verb: 'RETR',
+  syntax: 'RETR <path>',
+  availability: 'loggedIn',
+  needsArg: true,
+  async run(s, arg) {
+    const offset = s.params.restOffset;
+    s.params = { ...s.params, restOffset: 0 };
+    requirePermission(s, 'download');
+    const path = resolveArg(s, arg);
+    const info = await s.storage.stat(path);
+    if (info.type !== 'file') throw new FtpError(550, 'Not a regular file', { reason: 'not_file' });
+    const chunk = s.server.config.limits.transferChunkBytes;
+    // Opened before 150 so a missing or unreadable file is a plain 550, with no data connection wasted.
+    const file = await s.storage.openRead(path, offset, chunk);
+    const source = s.params.type === 'A' ? file.pipe(lfToCrlf()) : file;
+    const started = Date.now();
+    const mode = s.params.type === 'A' ? 'ASCII' : 'BINARY';
+    let bytes = 0;
+    let conn: Parameters<typeof auditTransfer>[1]['conn'] = null;
+    try {
+      const reply = await s.data.transfer(`Opening ${mode} mode data connection for ${path} (${info.size} bytes)`, async (c, signal) => {
+        conn = c;
+        const out = await sendToClient(source, c, transferLimits(s, 'download'), signal, chunk);
+        bytes = out.bytes;
+        return { code: 226, text: 'Transfer complete' };
+      });
+      auditTransfer(s, { direction: 'download', path, bytes, started, conn, offset, result: reply.code === 226 ? 'ok' : 'aborted', code: reply.code });
+      return reply;
+    } catch (err) {
+      auditTransfer(s, { direction: 'download', path, bytes, started, conn, offset, result: 'failed', code: err instanceof FtpError ? err.code : 451 });
+      throw err;
+    } finally {
+      file.destroy();
+    }
+  },
+};

@@ -1,0 +1,17 @@
+import { FtpError } from '../errors.js';
+import type { CommandSpec } from './command-spec.js';
+import { resolveArg } from './path-args.js';
+
+/** RFC 3659 §4: the size of a file as RETR in the current TYPE would send it; we report the stored bytes. */
+export const SIZE: CommandSpec = {
+  verb: 'SIZE',
+  syntax: 'SIZE <path>',
+  availability: 'loggedIn',
+  needsArg: true,
+  feat: 'SIZE',
+  async run(s, arg) {
+    const info = await s.storage.stat(resolveArg(s, arg));
+    if (info.type !== 'file') throw new FtpError(550, 'Not a regular file');
+    return { code: 213, text: String(info.size) };
+  },
+};

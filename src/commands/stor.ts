@@ -1,0 +1,17 @@
+import type { CommandSpec } from './command-spec.js';
+import { requirePermission, resolveArg } from './path-args.js';
+import { runUpload } from './upload-command.js';
+
+export const STOR: CommandSpec = {
+  verb: 'STOR',
+  syntax: 'STOR <path>',
+  availability: 'loggedIn',
+  needsArg: true,
+  async run(s, arg) {
+    const offset = s.params.restOffset;
+    s.params = { ...s.params, restOffset: 0 };
+    requirePermission(s, 'upload');
+    const path = resolveArg(s, arg);
+    return runUpload(s, path, offset > 0 ? { kind: 'resume', offset } : { kind: 'replace' }, 'Ok to send data', () => ({ code: 226, text: 'Transfer complete' }));
+  },
+};

@@ -1,0 +1,41 @@
+import type { Session } from '../control/session.js';
+import type { DataConnection } from '../data/data-connection.js';
+import type { TransferLimits } from '../data/transfer.js';
+
+export interface TransferRecord {
+  direction: 'upload' | 'download';
+  path: string;
+  bytes: number;
+  started: number;
+  conn: DataConnection | null;
+  offset?: number;
+  sha256?: string;
+  result: 'ok' | 'aborted' | 'failed';
+  code: number;
+}
+
+/** One audit record per transfer: who, from where, what, how much, how long, its hash, over which TLS, and how it ended. */
+export function auditTransfer(s: Session, r: TransferRecord): void {
+  s.server.metrics.transfer(r.direction, r.result, r.bytes);
+  s.server.audit('transfer', {
+    sid: s.id,
+    ip: s.peerIp,
+    user: s.phase.kind === 'ready' ? s.phase.user.name : undefined,
+    direction: r.direction,
+    path: r.path,
+    bytes: r.bytes,
+    offset: r.offset ?? 0,
+    ms: Date.now() - r.started,
+    sha256: r.sha256,
+    tlsVersion: r.conn?.tls?.version ?? null,
+    cipher: r.conn?.tls?.cipher ?? null,
+    resumed: r.conn?.tls?.resumed ?? false,
+    result: r.result,
+    code: r.code,
+  });
+}
+
+export function transferLimits(s: Session, direction: 'upload' | 'download'): TransferLimits {
+  const l = s.server.config.limits;
+  return { stallTimeoutMs: l.stalledTransferTimeoutMs, bytesPerSecond: direction === 'upload' ? l.uploadBytesPerSecond : l.downloadBytesPerSecond };
+}

@@ -1,0 +1,53 @@
+import type { Session } from '../control/session.js';
+import { crlfToLf } from '../data/ascii-mode.js';
+import type { DataConnection } from '../data/data-connection.js';
+import { receiveFromClient } from '../data/transfer.js';
+import { FtpError } from '../errors.js';
+import type { Reply } from '../protocol/reply.js';
+import type { UploadMode } from '../storage/backend.js';
+import { auditFileOp } from './path-args.js';
+import { auditTransfer, transferLimits } from './transfer-audit.js';
+
+/**
+ * STOR, APPE and STOU share this: the upload is opened (hidden) before 150, committed only after a complete and
+ * cleanly closed transfer, and discarded otherwise, so the target never shows a half file.
+ */
+export async function runUpload(s: Session, path: string, mode: UploadMode, preliminary: string, done: (sha256: string) => Reply): Promise<Reply> {
+  const chunk = s.server.config.limits.transferChunkBytes;
+  const upload = await s.storage.openUpload(path, mode, chunk);
+  const started = Date.now();
+  const offset = mode.kind === 'resume' ? mode.offset : 0;
+  let committed = false;
+  let bytes = 0;
+  let receivedAny = false;
+  let conn: DataConnection | null = null;
+  try {
+    const reply = await s.data.transfer(preliminary, async (c, signal) => {
+      conn = c;
+      receivedAny = true;
+      let sink = upload.stream;
+      if (s.params.type === 'A') {
+        const convert = crlfToLf();
+        convert.pipe(upload.stream);
+        sink = convert;
+      }
+      const out = await receiveFromClient(c, sink, transferLimits(s, 'upload'), signal, chunk);
+      bytes = out.bytes;
+      const result = await upload.commit();
+      committed = true;
+      auditTransfer(s, { direction: 'upload', path, bytes, started, conn: c, offset, sha256: result.sha256, result: 'ok', code: 226 });
+      return done(result.sha256);
+    });
+    if (!committed) auditTransfer(s, { direction: 'upload', path, bytes, started, conn, offset, result: 'aborted', code: reply.code });
+    return reply;
+  } catch (err) {
+    auditTransfer(s, { direction: 'upload', path, bytes, started, conn, offset, result: 'failed', code: err instanceof FtpError ? err.code : 451 });
+    throw err;
+  } finally {
+    // An interrupted upload keeps its bytes under the hidden partial name, so REST + STOR can continue it.
+    if (!committed) {
+      await upload.abort(receivedAny).catch((e: unknown) => s.log.warn({ err: e, path }, 'discarding upload failed'));
+      if (receivedAny) auditFileOp(s, 'upload_discarded', { path });
+    }
+  }
+}

@@ -1,0 +1,162 @@
+import { FtpError } from '../errors.js';
+import { DataConnectionRefused, type DataConnection, type RefusalReason } from '../data/data-connection.js';
+import { PassiveListener } from '../data/passive-listener.js';
+import type { Reply } from '../protocol/reply.js';
+import type { Session } from './session.js';
+import { CidrSet } from '../defender/cidr.js';
+
+/** What the client reads in a 425 for each refusal: a reason a human can act on. */
+const REFUSAL_TEXT: Record<RefusalReason, string> = {
+  wrong_address: "Can't open data connection: data connection from another address",
+  no_ticket_offered: "Can't open data connection: TLS session of data connection not resumed (the client offered no session; enable TLS session reuse)",
+  foreign_session: "Can't open data connection: TLS session of data connection not resumed (it belongs to another connection)",
+  handshake_failed: "Can't open data connection: TLS handshake failed",
+  accept_timeout: "Can't open data connection: the client did not connect to the passive port",
+  handshake_timeout: "Can't open data connection: TLS handshake timed out",
+  closed: "Can't open data connection: it was closed",
+};
+
+type Active = { controller: AbortController; done: Promise<void> };
+
+/**
+ * The session's side of the data layer: the pending passive listener and the transfer in progress. It writes no
+ * reply itself except through the session, and owns every listener and data socket it opened.
+ */
+export class DataChannel {
+  readonly #session: Session;
+  #pending: PassiveListener | null = null;
+  #active: Active | null = null;
+  /** EPSV ALL (RFC 2428 §4): from now on only EPSV may set up data connections. */
+  epsvAll = false;
+
+  constructor(session: Session) {
+    this.#session = session;
+  }
+
+  get busy(): boolean {
+    return this.#active !== null;
+  }
+
+  /** PASV/EPSV: opens a fresh one-shot listener, replacing any previous one. */
+  async openPassive(): Promise<{ port: number; advertised: string }> {
+    const s = this.#session;
+    const cfg = s.server.config;
+    this.#pending?.destroy();
+    this.#pending = null;
+    if (s.server.stopping) throw new FtpError(421, 'Server shutting down', { reason: 'stopping' });
+    if (s.params.prot === 'C' && cfg.tls.requireForData) {
+      throw new FtpError(521, 'Data connections must be encrypted: send PBSZ 0 and PROT P first', { reason: 'prot_p_required' });
+    }
+    const context = s.params.prot === 'P' && s.security.kind === 'tls' ? s.security.context : null;
+    try {
+      this.#pending = await PassiveListener.open(
+        s.server.passivePorts,
+        s.localAddress,
+        {
+          expectedPeer: s.peerIp,
+          context,
+          requireSessionReuse: cfg.tls.requireDataSessionReuse,
+          onRefused: (refusal) => this.#onRefused(refusal),
+        },
+        cfg.pasv.acceptTimeoutMs,
+      );
+    } catch (err) {
+      if (err instanceof FtpError && err.reason === 'pasv_exhausted') {
+        s.server.metrics.passiveExhausted();
+        s.log.warn({ event: 'pasv_exhausted', range: `${cfg.pasv.minPort}-${cfg.pasv.maxPort}` }, 'passive port range exhausted');
+      }
+      throw err;
+    }
+    return { port: this.#pending.port, advertised: this.advertisedAddress() };
+  }
+
+  /** The address a 227 reply names: an override for the client's network, the external address, or our own. */
+  advertisedAddress(): string {
+    const s = this.#session;
+    const pasv = s.server.config.pasv;
+    for (const o of pasv.addressOverrides) if (new CidrSet([o.cidr]).has(s.peerIp)) return o.address;
+    if (pasv.externalAddress !== '') return pasv.externalAddress;
+    return s.localAddress;
+  }
+
+  #onRefused(refusal: DataConnectionRefused): void {
+    const s = this.#session;
+    const metric = refusal.reason === 'no_ticket_offered' ? 'not_resumed_no_ticket' : refusal.reason === 'foreign_session' ? 'not_resumed_foreign_session' : refusal.reason === 'wrong_address' ? 'wrong_address' : 'handshake_failed';
+    s.server.metrics.dataConnection(metric);
+    s.log.warn({ event: 'data_connection_refused', reason: refusal.reason, peer: refusal.peer, expected: s.peerIp, user: s.phase.kind === 'ready' ? s.phase.user.name : undefined }, 'data connection refused');
+    s.server.audit('data_connection_refused', { sid: s.id, ip: refusal.peer || s.peerIp, expected: s.peerIp, reason: refusal.reason });
+    if (refusal.reason === 'wrong_address') s.server.defender.record(refusal.peer, 'foreignDataConnection', { sid: s.id });
+    if (refusal.reason === 'foreign_session') s.server.defender.record(refusal.peer, 'foreignDataConnection', { sid: s.id });
+  }
+
+  /**
+   * Runs one transfer command: 150, then the verified data connection, then `work`. Returns the final reply (226 from
+   * `work`, or 425/426). ABOR and session end abort it through the signal.
+   */
+  async transfer(preliminary: string, work: (conn: DataConnection, signal: AbortSignal) => Promise<Reply>): Promise<Reply> {
+    const s = this.#session;
+    const listener = this.#pending;
+    if (listener === null) throw new FtpError(425, 'Use PASV or EPSV first', { reason: 'no_data_connection' });
+    this.#pending = null;
+    const controller = new AbortController();
+    let finish!: () => void;
+    this.#active = { controller, done: new Promise((r) => (finish = r)) };
+    try {
+      s.send({ code: 150, text: preliminary });
+      let conn: DataConnection;
+      try {
+        conn = await listener.connection(s.server.config.tls.handshakeTimeoutMs, controller.signal);
+      } catch (err) {
+        if (controller.signal.aborted) return { code: 426, text: 'Connection closed; transfer aborted' };
+        const reason = err instanceof DataConnectionRefused ? err.reason : 'closed';
+        if (reason === 'accept_timeout' || reason === 'handshake_timeout') s.server.metrics.dataConnection('timeout');
+        return { code: 425, text: REFUSAL_TEXT[reason] };
+      }
+      s.server.metrics.dataConnection(conn.tls === null ? 'clear' : 'resumed');
+      const onAbort = () => conn.destroy();
+      controller.signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        return await work(conn, controller.signal);
+      } catch (err) {
+        if (controller.signal.aborted) return { code: 426, text: 'Connection closed; transfer aborted' };
+        if (err instanceof FtpError) throw err;
+        s.log.info({ event: 'transfer_interrupted', err: { message: (err as Error).message, code: (err as NodeJS.ErrnoException).code } }, 'transfer interrupted');
+        return { code: 426, text: 'Connection closed; transfer aborted' };
+      } finally {
+        controller.signal.removeEventListener('abort', onAbort);
+        closeGracefully(conn, s.server.config.limits.dataCloseTimeoutMs);
+      }
+    } finally {
+      listener.close();
+      this.#active = null;
+      finish();
+    }
+  }
+
+  /** ABOR: stops the running transfer and waits until its 426 went out. True when there was one. */
+  async abort(): Promise<boolean> {
+    this.#pending?.destroy();
+    this.#pending = null;
+    const active = this.#active;
+    if (active === null) return false;
+    active.controller.abort();
+    await active.done;
+    return true;
+  }
+
+  /** Session end or REIN: drops the pending listener and any transfer. */
+  reset(): void {
+    this.#pending?.destroy();
+    this.#pending = null;
+    this.#active?.controller.abort();
+  }
+}
+
+/** After a download the socket was ended (close_notify + FIN); let the client read the rest, but not forever. */
+function closeGracefully(conn: DataConnection, maxWaitMs: number): void {
+  if (conn.stream.destroyed) return;
+  const timer = setTimeout(() => conn.destroy(), maxWaitMs).unref();
+  conn.stream.once('close', () => clearTimeout(timer));
+  if (!conn.stream.writableEnded) conn.stream.end();
+  conn.stream.resume();
+}

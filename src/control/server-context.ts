@@ -1,0 +1,40 @@
+import type { Logger } from 'pino';
+import type { PasswordHasher } from '../auth/password-hasher.js';
+import type { User } from '../auth/users-file.js';
+import type { UserDirectory } from '../auth/user-directory.js';
+import type { CommandSpec } from '../commands/command-spec.js';
+import type { Config } from '../config/schema.js';
+import type { PassivePortPool } from '../data/passive-ports.js';
+import type { MetricsSink } from '../metrics/metrics-sink.js';
+import type { StorageSession } from '../storage/backend.js';
+import type { CertStore } from '../tls/cert-store.js';
+import type { Session } from './session.js';
+
+export type DefenderEvent = keyof Config['defender']['scores'];
+
+/** What a session needs of the defender; the real one bans, a disabled one does nothing. */
+export interface DefenderPort {
+  record(ip: string, event: DefenderEvent, details?: Record<string, unknown>): void;
+  isBanned(ip: string): boolean;
+}
+
+/** Everything a session shares with the rest of the server. Built once in server.ts. */
+export interface ServerContext {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly certStore: CertStore;
+  readonly users: UserDirectory;
+  readonly hasher: PasswordHasher;
+  readonly commands: ReadonlyMap<string, CommandSpec>;
+  readonly passivePorts: PassivePortPool;
+  readonly defender: DefenderPort;
+  readonly metrics: MetricsSink;
+  /** True once SIGTERM/SIGINT started a graceful stop: no new logins or transfers. */
+  readonly stopping: boolean;
+  /** Audit trail: connect, TLS, logins, transfers, file operations. */
+  audit(event: string, fields: Record<string, unknown>): void;
+  createStorage(user: User): StorageSession;
+  /** Counts a login against limits.maxLoginsPerUser; false when the user is at the limit. */
+  acquireLogin(session: Session, user: string): boolean;
+  sessionEnded(session: Session, reason: string): void;
+}

@@ -1,0 +1,339 @@
+import { randomBytes } from 'node:crypto';
+import type net from 'node:net';
+import tls, { type SecureContext, type TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import type { User } from '../auth/users-file.js';
+import type { CommandSpec } from '../commands/command-spec.js';
+import { FtpError } from '../errors.js';
+import { parseCommandLine, redactCommand } from '../protocol/command-line.js';
+import { LineReader, type LineEvent } from '../protocol/line-reader.js';
+import { formatReply, type Reply } from '../protocol/reply.js';
+import { unmapIPv4 } from '../protocol/address-text.js';
+import type { StorageSession } from '../storage/backend.js';
+import { createSessionContext, describeTls, type TlsDescription } from '../tls/session-context.js';
+import type { DataChannel } from './data-channel.js';
+import type { ServerContext } from './server-context.js';
+
+/** The login state of a control session: one union, no scattered flags. */
+export type Phase =
+  | { kind: 'greeted' }
+  | { kind: 'needPass'; userName: string }
+  | { kind: 'ready'; user: User; storage: StorageSession; loginAt: number }
+  | { kind: 'closing' };
+
+export type Security =
+  | { kind: 'plain' }
+  | { kind: 'upgrading' }
+  | { kind: 'tls'; socket: TLSSocket; context: SecureContext; info: TlsDescription };
+
+/** Transfer parameters set by TYPE, REST, RNFR, PBSZ/PROT (RFC 959, RFC 2228). */
+export interface TransferParams {
+  type: 'A' | 'I';
+  restOffset: number;
+  renameFrom: string | null;
+  pbsz: boolean;
+  prot: 'C' | 'P';
+}
+
+/** Verbs from RFC 959 and its extensions that we know but do not offer: 502, not 500. */
+const KNOWN_NOT_IMPLEMENTED = new Set(['ACCT', 'SMNT', 'SITE', 'LPRT', 'LPSV', 'ADAT', 'MIC', 'CONF', 'ENC', 'XCRC', 'XMD5', 'XSHA1', 'XSHA256', 'XSHA512']);
+
+/**
+ * One control connection: reads lines, runs one command at a time in order, writes every reply. Commands live in
+ * commands/, one file each; data connections in data/. ABOR, STAT and QUIT are read and acted on while a transfer
+ * runs: the control socket is never paused for a transfer.
+ */
+export class Session {
+  readonly id: string;
+  readonly server: ServerContext;
+  readonly log: Logger;
+  readonly peerIp: string;
+  readonly peerPort: number;
+  /** Address of our end of the control connection: the default PASV address and the passive listen address. */
+  readonly localAddress: string;
+  readonly connectedAt = Date.now();
+
+  phase: Phase = { kind: 'greeted' };
+  security: Security = { kind: 'plain' };
+  params: TransferParams = { type: 'I', restOffset: 0, renameFrom: null, pbsz: false, prot: 'C' };
+  cwd = '/';
+  failedLogins = 0;
+  /** Set by HOST (RFC 7151); informational, single-home server. */
+  virtualHost: string | null = null;
+  readonly data: DataChannel;
+
+  #socket: net.Socket | TLSSocket;
+  readonly #raw: net.Socket;
+  readonly #reader: LineReader;
+  readonly #queue: LineEvent[] = [];
+  #busy = false;
+  #current: Promise<void> | null = null;
+  #idleTimer: NodeJS.Timeout | null = null;
+  #loginTimer: NodeJS.Timeout | null = null;
+  #closed = false;
+
+  constructor(socket: net.Socket, server: ServerContext, createDataChannel: (s: Session) => DataChannel) {
+    this.id = randomBytes(6).toString('hex');
+    this.server = server;
+    this.#raw = socket;
+    this.#socket = socket;
+    this.peerIp = unmapIPv4(socket.remoteAddress ?? '');
+    this.peerPort = socket.remotePort ?? 0;
+    this.localAddress = unmapIPv4(socket.localAddress ?? '127.0.0.1');
+    this.log = server.log.child({ sid: this.id, ip: this.peerIp });
+    this.#reader = new LineReader(server.config.limits.maxLineBytes);
+    this.data = createDataChannel(this);
+  }
+
+  start(): void {
+    const limits = this.server.config.limits;
+    this.#raw.setNoDelay(true);
+    this.#raw.setKeepAlive(true, 60_000);
+    this.#attach(this.#raw);
+    this.#loginTimer = setTimeout(() => this.#timeout('login'), limits.loginTimeoutMs).unref();
+    this.#idleTimer = setTimeout(() => this.#timeout('idle'), limits.idleTimeoutMs).unref();
+    this.server.audit('connect', { sid: this.id, ip: this.peerIp, port: this.peerPort });
+    this.send({ code: 220, text: this.server.config.listen.banner });
+  }
+
+  get isTls(): boolean {
+    return this.security.kind === 'tls';
+  }
+
+  get user(): User {
+    if (this.phase.kind !== 'ready') throw new FtpError(530, 'Please login with USER and PASS', { reason: 'not_logged_in' });
+    return this.phase.user;
+  }
+
+  get storage(): StorageSession {
+    if (this.phase.kind !== 'ready') throw new FtpError(530, 'Please login with USER and PASS', { reason: 'not_logged_in' });
+    return this.phase.storage;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  send(reply: Reply): void {
+    if (this.#closed || this.#socket.destroyed) return;
+    this.#socket.write(formatReply(reply));
+  }
+
+  #attach(socket: net.Socket | TLSSocket): void {
+    socket.on('data', this.#onData);
+    socket.on('error', this.#onError);
+    socket.on('close', this.#onClose);
+  }
+
+  #detach(socket: net.Socket | TLSSocket): void {
+    socket.off('data', this.#onData);
+    socket.off('error', this.#onError);
+    socket.off('close', this.#onClose);
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    for (const event of this.#reader.push(chunk)) {
+      if (this.#busy && event.kind === 'line' && this.#tryDuringTransfer(event.bytes)) continue;
+      this.#queue.push(event);
+    }
+    // Bounded: a client that pipelines far ahead is paused until we catch up (TCP backpressure).
+    if (this.#queue.length > this.server.config.limits.maxPipelinedCommands) this.#socket.pause();
+    this.#pump();
+  };
+
+  readonly #onError = (err: Error): void => {
+    this.log.debug({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'control connection error');
+  };
+
+  readonly #onClose = (): void => {
+    this.close('peer closed');
+  };
+
+  /** ABOR, STAT and QUIT act at once while a transfer runs; other verbs wait their turn. */
+  #tryDuringTransfer(bytes: Buffer): boolean {
+    const parsed = parseCommandLine(bytes);
+    if (!parsed.ok) return false;
+    const spec = this.server.commands.get(parsed.verb);
+    if (spec?.duringTransfer !== true) return false;
+    void this.#runSpec(spec, parsed.verb, parsed.arg);
+    return true;
+  }
+
+  #pump(): void {
+    if (this.#busy || this.#closed) return;
+    const event = this.#queue.shift();
+    if (event === undefined) {
+      if (this.#socket.isPaused() && this.security.kind !== 'upgrading') this.#socket.resume();
+      return;
+    }
+    this.#busy = true;
+    this.#current = this.#dispatch(event).finally(() => {
+      this.#busy = false;
+      this.#current = null;
+      this.#idleTimer?.refresh();
+      this.#pump();
+    });
+  }
+
+  async #dispatch(event: LineEvent): Promise<void> {
+    if (event.kind === 'overlong') {
+      this.log.warn({ event: 'protocol_violation', kind: 'line_too_long', bytes: event.bytes }, 'command line too long');
+      this.server.defender.record(this.peerIp, 'protocolViolation', { kind: 'line_too_long' });
+      this.send({ code: 500, text: `Command line too long (limit ${this.server.config.limits.maxLineBytes} bytes)` });
+      return;
+    }
+    const parsed = parseCommandLine(event.bytes);
+    if (!parsed.ok) {
+      const text = parsed.problem === 'invalid_utf8' ? 'Command is not valid UTF-8' : 'Syntax error, command unrecognized';
+      this.log.info({ event: 'bad_command', problem: parsed.problem }, 'unparsable command');
+      if (parsed.problem !== 'empty') this.server.defender.record(this.peerIp, 'protocolViolation', { kind: parsed.problem });
+      this.send({ code: 500, text });
+      return;
+    }
+    const spec = this.server.commands.get(parsed.verb);
+    if (spec === undefined) {
+      const known = KNOWN_NOT_IMPLEMENTED.has(parsed.verb);
+      this.log.debug({ verb: parsed.verb }, 'unknown command');
+      this.#reply(parsed.verb, { code: known ? 502 : 500, text: known ? `${parsed.verb} not implemented` : `${parsed.verb} not understood` });
+      return;
+    }
+    await this.#runSpec(spec, parsed.verb, parsed.arg);
+  }
+
+  async #runSpec(spec: CommandSpec, verb: string, arg: string): Promise<void> {
+    this.log.debug({ cmd: redactCommand(verb, arg) }, 'command');
+    if (spec.availability === 'loggedIn' && this.phase.kind !== 'ready') {
+      this.server.defender.record(this.peerIp, 'commandBeforeLogin', { verb });
+      this.#reply(verb, { code: 530, text: 'Please login with USER and PASS' });
+      return;
+    }
+    if (spec.needsArg === true && arg.trim() === '') {
+      this.#reply(verb, { code: 501, text: `Syntax: ${spec.syntax}` });
+      return;
+    }
+    try {
+      const result = await spec.run(this, arg);
+      if (result !== undefined) this.#reply(verb, result);
+    } catch (err) {
+      if (err instanceof FtpError) {
+        const level = err.code >= 500 || err.code === 425 ? 'info' : 'debug';
+        this.log[level]({ verb, code: err.code, reason: err.reason, err: err.cause instanceof Error ? { message: err.cause.message, code: (err.cause as NodeJS.ErrnoException).code } : undefined }, 'command refused');
+        this.#reply(verb, { code: err.code, text: err.message });
+      } else {
+        // Internal details stay in the log; the client learns only that it failed.
+        this.log.error({ verb, err }, 'command failed');
+        this.#reply(verb, { code: 451, text: 'Requested action aborted: local error in processing' });
+      }
+    }
+  }
+
+  #reply(verb: string, reply: Reply): void {
+    this.server.metrics.command(verb, reply.code);
+    this.send(reply);
+  }
+
+  /** Refuses when policy wants TLS for login and this connection is still plain (RFC 4217 §4). */
+  requireTlsForLogin(): void {
+    if (this.server.config.tls.requireForLogin && !this.isTls) {
+      throw new FtpError(530, 'TLS required: send AUTH TLS before USER and PASS', { reason: 'tls_required' });
+    }
+  }
+
+  /**
+   * AUTH TLS: answer 234 and upgrade this same socket (RFC 4217 §4). Reading stops before the reply goes out; bytes
+   * the client sent after the AUTH line cannot be honest (it must wait for 234), so they close the connection, as
+   * smtp-server does against STARTTLS command injection.
+   */
+  async upgradeToTls(): Promise<void> {
+    if (this.#queue.length > 0 || this.#reader.pendingBytes > 0) {
+      this.log.warn({ event: 'protocol_violation', kind: 'pipelined_after_auth' }, 'plaintext pipelined after AUTH TLS');
+      this.server.defender.record(this.peerIp, 'protocolViolation', { kind: 'pipelined_after_auth' });
+      this.send({ code: 421, text: 'Commands pipelined after AUTH TLS; closing connection' });
+      this.close('pipelined after AUTH TLS');
+      return;
+    }
+    const cert = this.server.certStore.current();
+    const context = createSessionContext(cert, this.server.config.tls, this.id);
+    this.security = { kind: 'upgrading' };
+    this.#detach(this.#raw);
+    this.#raw.pause();
+    this.#raw.write(formatReply({ code: 234, text: 'Proceed with TLS negotiation' }));
+    this.server.metrics.command('AUTH', 234);
+    const secure = new tls.TLSSocket(this.#raw, { isServer: true, secureContext: context });
+    this.#socket = secure;
+    const timeoutMs = this.server.config.tls.handshakeTimeoutMs;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => fail(new Error('TLS handshake timeout')), timeoutMs).unref();
+      const fail = (err: Error) => {
+        clearTimeout(timer);
+        this.log.info({ event: 'tls_failed', err: { message: err.message } }, 'TLS handshake failed');
+        this.server.defender.record(this.peerIp, 'tlsHandshakeFailure', { message: err.message });
+        this.server.metrics.tlsHandshake('control', 'failed');
+        secure.destroy();
+        this.close('TLS handshake failed');
+        resolve();
+      };
+      secure.once('error', fail);
+      secure.once('secure', () => {
+        clearTimeout(timer);
+        secure.off('error', fail);
+        const info = describeTls(secure);
+        this.security = { kind: 'tls', socket: secure, context, info };
+        this.server.metrics.tlsHandshake('control', 'ok');
+        this.server.audit('tls', { sid: this.id, ip: this.peerIp, protocol: info.version, cipher: info.cipher });
+        this.#attach(secure);
+        resolve();
+      });
+    });
+  }
+
+  /** Called by PASS after the password verified. */
+  completeLogin(user: User, storage: StorageSession): void {
+    this.phase = { kind: 'ready', user, storage, loginAt: Date.now() };
+    this.cwd = '/';
+    if (this.#loginTimer !== null) clearTimeout(this.#loginTimer);
+    this.#loginTimer = null;
+  }
+
+  /** REIN (RFC 959): back to the state right after the greeting, keeping TLS (RFC 4217 §11). */
+  reinitialize(): void {
+    if (this.phase.kind === 'ready') this.server.sessionEnded(this, 'rein');
+    this.data.reset();
+    this.phase = { kind: 'greeted' };
+    this.params = { ...this.params, type: 'I', restOffset: 0, renameFrom: null };
+    this.cwd = '/';
+    if (this.#loginTimer === null) this.#loginTimer = setTimeout(() => this.#timeout('login'), this.server.config.limits.loginTimeoutMs).unref();
+  }
+
+  #timeout(which: 'login' | 'idle'): void {
+    if (this.#closed) return;
+    if (which === 'idle' && this.data.busy) {
+      this.#idleTimer?.refresh();
+      return;
+    }
+    this.log.info({ event: `${which}_timeout` }, `${which} timeout`);
+    this.send({ code: 421, text: which === 'login' ? 'Login timeout, closing control connection' : 'Idle timeout, closing control connection' });
+    this.close(`${which} timeout`);
+  }
+
+  /** Waits for the running command (used by QUIT after a transfer, and by graceful shutdown). */
+  async settled(): Promise<void> {
+    await this.#current?.catch(() => undefined);
+  }
+
+  /** Ends the session: flushes what was written, frees passive ports, records the disconnect. Idempotent. */
+  close(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
+    if (this.#loginTimer !== null) clearTimeout(this.#loginTimer);
+    this.data.reset();
+    this.phase = { kind: 'closing' };
+    const socket = this.#socket;
+    socket.end();
+    // A peer that never reads would keep the socket open forever; give the goodbye a moment, then cut.
+    setTimeout(() => socket.destroy(), 2_000).unref();
+    this.server.sessionEnded(this, reason);
+    this.server.audit('disconnect', { sid: this.id, ip: this.peerIp, reason, ms: Date.now() - this.connectedAt });
+  }
+}

@@ -1,0 +1,326 @@
+import { EventEmitter } from 'node:events';
+import { type Stats, unwatchFile, watchFile } from 'node:fs';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log/logger.js';
+import { type BanRecord, type OffenceRecord, readBanFile, writeBanFile } from './ban-file.js';
+import { canonicalIp, CidrSet, normalizeIp } from './cidr.js';
+
+// Scores misbehaviour per IP over a sliding window and bans an IP whose score reaches the threshold. Repeat offenders
+// get longer bans. Bans and offence history live in a JSON file so they survive restarts and so `ftpsd ban` (or
+// another node sharing the file) can change them while the server runs.
+
+export type DefenderConfig = Config['defender'];
+export type OffenceKind = keyof DefenderConfig['scores'];
+
+export interface BanInfo {
+  ip: string;
+  /** Epoch milliseconds when the ban ends. */
+  until: number;
+  reason: string;
+  /** How many bans this IP has had within defender.offenceMemoryMs, this one included. */
+  offences: number;
+}
+
+export type UnbanReason = 'manual' | 'expired' | 'file';
+
+export interface DefenderEvents {
+  /** An IP was banned, here or by a change to the bans file: close its sessions. */
+  ban: [BanInfo];
+  unban: [{ ip: string; reason: UnbanReason }];
+}
+
+export interface DefenderOptions {
+  config: DefenderConfig;
+  /** Resolved path of the bans file (see resolveBansFile). */
+  file: string;
+  log: Logger;
+  /** Clock, for tests. */
+  now?: () => number;
+}
+
+export type DefenderErrorCode = 'invalid_ip' | 'allow_listed' | 'invalid_duration';
+
+export class DefenderError extends Error {
+  constructor(
+    readonly code: DefenderErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'DefenderError';
+  }
+}
+
+interface Hit {
+  at: number;
+  points: number;
+}
+
+export class Defender extends EventEmitter<DefenderEvents> {
+  readonly #config: DefenderConfig;
+  readonly #file: string;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #allow: CidrSet;
+  /** Recent scored events per IP. Each hit carries at least one point, so a list never grows past the threshold. */
+  readonly #hits = new Map<string, Hit[]>();
+  readonly #bans = new Map<string, BanRecord>();
+  readonly #offences = new Map<string, OffenceRecord>();
+  /** IPs changed in memory since the last write; for them memory wins over the file when merging. */
+  readonly #dirty = new Set<string>();
+  #saveTimer: NodeJS.Timeout | null = null;
+  readonly #pruneTimer: NodeJS.Timeout;
+  #watching = false;
+  #flushing = false;
+  #closed = false;
+
+  constructor(options: DefenderOptions) {
+    super();
+    this.#config = options.config;
+    this.#file = options.file;
+    this.#log = options.log;
+    this.#now = options.now ?? Date.now;
+    this.#allow = new CidrSet(options.config.allowList);
+    this.reload();
+    this.#pruneTimer = setInterval(() => this.prune(), this.#config.pruneIntervalMs);
+    this.#pruneTimer.unref();
+    if (this.#config.fileWatchIntervalMs > 0) {
+      // watchFile polls stat(), which also works on network file systems where inotify sees no remote changes.
+      // persistent: false is the unref of a stat watcher: it never keeps the process alive.
+      watchFile(this.#file, { interval: this.#config.fileWatchIntervalMs, persistent: false }, this.#onFileChange);
+      this.#watching = true;
+    }
+  }
+
+  /**
+   * Adds the configured score for `kind` to the IP's score over the last defender.windowMs and bans the IP when the
+   * total reaches defender.threshold. Returns the ban when this call imposed one.
+   */
+  record(ip: string, kind: OffenceKind, details?: Record<string, unknown>): BanInfo | null {
+    if (!this.#config.enabled || this.#closed) return null;
+    const points = this.#config.scores[kind];
+    const addr = canonicalIp(ip);
+    if (points === 0 || addr === null || this.#allow.has(addr)) return null;
+    const now = this.#now();
+    const ban = this.#bans.get(addr);
+    if (ban !== undefined && ban.until > now) return null;
+
+    const since = now - this.#config.windowMs;
+    const hits = (this.#hits.get(addr) ?? []).filter((h) => h.at > since);
+    hits.push({ at: now, points });
+    this.#hits.delete(addr); // re-insert so Map order is least recently scored first, for eviction
+    const score = hits.reduce((sum, h) => sum + h.points, 0);
+    this.#log.debug({ event: 'defender_score', ip: addr, kind, score }, 'defender score');
+    if (score < this.#config.threshold) {
+      this.#hits.set(addr, hits);
+      this.#evictOver(this.#hits);
+      return null;
+    }
+    const previous = this.#previousOffences(addr, now);
+    const duration = Math.min(this.#config.banMs * this.#config.banMultiplier ** previous, this.#config.maxBanMs);
+    return this.#impose(addr, now, duration, kind, details);
+  }
+
+  /** Whether the IP is banned now. A Map lookup: cheap enough for every accepted connection, before TLS. */
+  isBanned(ip: string): boolean {
+    if (!this.#config.enabled) return false;
+    const ban = this.#bans.get(normalizeIp(ip));
+    return ban !== undefined && ban.until > this.#now();
+  }
+
+  /** Active bans, soonest to end first. */
+  list(): BanInfo[] {
+    const now = this.#now();
+    return [...this.#bans.values()].filter((b) => b.until > now).sort((a, b) => a.until - b.until).map((b) => ({ ...b }));
+  }
+
+  /** Bans an IP for `ms` milliseconds (the CLI's `ban add`). Counts as an offence. */
+  ban(ip: string, ms: number, reason: string): BanInfo {
+    const addr = canonicalIp(ip);
+    if (addr === null) throw new DefenderError('invalid_ip', `not an IP address: ${ip}`);
+    if (this.#allow.has(addr)) throw new DefenderError('allow_listed', `${addr} is in defender.allowList and cannot be banned`);
+    if (!Number.isFinite(ms) || ms <= 0) throw new DefenderError('invalid_duration', `ban duration must be positive, got ${ms}`);
+    this.#hits.delete(addr);
+    return this.#impose(addr, this.#now(), ms, reason);
+  }
+
+  /** Lifts a ban and forgets the IP's offences, so a later ban starts again at defender.banMs. */
+  unban(ip: string): boolean {
+    const addr = canonicalIp(ip);
+    if (addr === null) throw new DefenderError('invalid_ip', `not an IP address: ${ip}`);
+    const ban = this.#bans.get(addr);
+    const wasBanned = ban !== undefined && ban.until > this.#now();
+    this.#bans.delete(addr);
+    this.#offences.delete(addr);
+    this.#hits.delete(addr);
+    this.#markDirty(addr);
+    if (wasBanned) {
+      this.#log.info({ event: 'unban', ip: addr, reason: 'manual' }, 'defender unban');
+      this.emit('unban', { ip: addr, reason: 'manual' });
+    }
+    return wasBanned;
+  }
+
+  /**
+   * Merges the bans file into memory: the file wins for every IP not changed here since the last write. Called at
+   * construction, when the file changes on disk, and by the server on SIGHUP. Returns false when the file could not
+   * be read (logged); memory is then left as it was.
+   */
+  reload(): boolean {
+    let state;
+    try {
+      state = readBanFile(this.#file, this.#now());
+    } catch (err) {
+      this.#log.error({ err, file: this.#file }, 'defender bans file unreadable');
+      return false;
+    }
+    const now = this.#now();
+    const fileBans = new Map(state.bans.map((b) => [b.ip, b]));
+    for (const [ip, ban] of this.#bans) {
+      if (this.#dirty.has(ip) || fileBans.has(ip)) continue;
+      this.#bans.delete(ip);
+      if (ban.until > now) {
+        this.#log.info({ event: 'unban', ip, reason: 'file' }, 'defender unban');
+        this.emit('unban', { ip, reason: 'file' });
+      }
+    }
+    for (const ban of fileBans.values()) {
+      if (this.#dirty.has(ban.ip) || this.#allow.has(ban.ip)) continue;
+      const current = this.#bans.get(ban.ip);
+      if (current !== undefined && current.until === ban.until && current.reason === ban.reason) continue;
+      this.#bans.set(ban.ip, ban);
+      if (current === undefined || current.until <= now) {
+        this.#log.info({ event: 'ban_loaded', ip: ban.ip, untilIso: new Date(ban.until).toISOString(), reason: ban.reason }, 'defender ban loaded');
+        this.emit('ban', { ...ban });
+      }
+    }
+    const fileOffences = new Map(state.offences.filter((o) => o.lastBanAt + this.#config.offenceMemoryMs > now).map((o) => [o.ip, o]));
+    for (const ip of this.#offences.keys()) {
+      if (!this.#dirty.has(ip) && !fileOffences.has(ip)) this.#offences.delete(ip);
+    }
+    for (const o of fileOffences.values()) {
+      if (!this.#dirty.has(o.ip)) this.#offences.set(o.ip, o);
+    }
+    this.#evictOver(this.#bans);
+    this.#evictOver(this.#offences);
+    if (this.#dirty.size > 0) this.#scheduleSave();
+    return true;
+  }
+
+  /** Drops expired bans, stale scores and forgotten offences. Runs every defender.pruneIntervalMs. */
+  prune(): void {
+    const now = this.#now();
+    for (const [ip, ban] of this.#bans) {
+      if (ban.until > now) continue;
+      this.#bans.delete(ip);
+      this.#log.info({ event: 'unban', ip, reason: 'expired' }, 'defender unban');
+      this.emit('unban', { ip, reason: 'expired' });
+    }
+    const since = now - this.#config.windowMs;
+    for (const [ip, hits] of this.#hits) {
+      const kept = hits.filter((h) => h.at > since);
+      if (kept.length === 0) this.#hits.delete(ip);
+      else if (kept.length !== hits.length) this.#hits.set(ip, kept);
+    }
+    for (const [ip, o] of this.#offences) {
+      if (o.lastBanAt + this.#config.offenceMemoryMs <= now) this.#offences.delete(ip);
+    }
+  }
+
+  /** Writes pending changes now instead of after defender.saveDelayMs. */
+  flush(): void {
+    if (this.#saveTimer !== null) clearTimeout(this.#saveTimer);
+    this.#saveTimer = null;
+    if (this.#dirty.size === 0) return;
+    // Read-merge-write with synchronous calls, so nothing else in this process changes the state in between and a
+    // concurrent `ftpsd ban` is lost only if it lands within this one function. The file holds at most
+    // maxTrackedIps entries and writes are debounced.
+    this.#flushing = true;
+    let merged: boolean;
+    try {
+      merged = this.reload();
+    } finally {
+      this.#flushing = false;
+    }
+    // Never overwrite a file that could not be parsed: it may hold an administrator's edit with a typo. The
+    // changes stay pending and are written by the next flush after the file is fixed.
+    if (!merged) return;
+    const now = this.#now();
+    try {
+      writeBanFile(this.#file, {
+        bans: [...this.#bans.values()].filter((b) => b.until > now),
+        offences: [...this.#offences.values()].filter((o) => o.lastBanAt + this.#config.offenceMemoryMs > now),
+      });
+      this.#dirty.clear();
+    } catch (err) {
+      this.#log.error({ err, file: this.#file }, 'defender bans file not saved');
+    }
+  }
+
+  /** Flushes pending changes and stops the timers and the file watch. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#pruneTimer);
+    if (this.#watching) unwatchFile(this.#file, this.#onFileChange);
+    this.#watching = false;
+    this.flush();
+  }
+
+  #impose(ip: string, now: number, ms: number, reason: string, details?: Record<string, unknown>): BanInfo {
+    const offences = this.#previousOffences(ip, now) + 1;
+    const ban: BanRecord = { ip, until: now + ms, reason, offences };
+    this.#bans.delete(ip);
+    this.#bans.set(ip, ban);
+    this.#offences.delete(ip);
+    this.#offences.set(ip, { ip, count: offences, lastBanAt: now });
+    this.#evictOver(this.#bans);
+    this.#evictOver(this.#offences);
+    this.#markDirty(ip);
+    // One stable line per ban; contrib/fail2ban/filter.d/ftpsd-ban.conf matches it. Client-supplied values stay
+    // nested under details so they can never pose as top-level fields.
+    this.#log.warn(
+      { event: 'ban', ip, untilIso: new Date(ban.until).toISOString(), offences, reason, ...(details === undefined ? {} : { details }) },
+      'defender ban',
+    );
+    const info = { ...ban };
+    this.emit('ban', info);
+    return info;
+  }
+
+  #previousOffences(ip: string, now: number): number {
+    const o = this.#offences.get(ip);
+    return o !== undefined && o.lastBanAt + this.#config.offenceMemoryMs > now ? o.count : 0;
+  }
+
+  /** Forgets the least recently touched entries past defender.maxTrackedIps (Map order is insertion order). */
+  #evictOver(map: Map<string, unknown>): void {
+    let excess = map.size - this.#config.maxTrackedIps;
+    if (excess <= 0) return;
+    this.#log.warn({ event: 'defender_full', maxTrackedIps: this.#config.maxTrackedIps, dropped: excess }, 'defender table full');
+    for (const ip of map.keys()) {
+      if (excess-- <= 0) break;
+      map.delete(ip);
+      // The file still lists it; dirty makes the next write drop it instead of the next merge bringing it back.
+      if (map !== this.#hits) this.#dirty.add(ip);
+    }
+  }
+
+  #markDirty(ip: string): void {
+    this.#dirty.add(ip);
+    this.#scheduleSave();
+  }
+
+  #scheduleSave(): void {
+    if (this.#closed || this.#flushing || this.#saveTimer !== null) return;
+    if (this.#config.saveDelayMs === 0) {
+      this.flush();
+      return;
+    }
+    this.#saveTimer = setTimeout(() => this.flush(), this.#config.saveDelayMs);
+    this.#saveTimer.unref();
+  }
+
+  readonly #onFileChange = (curr: Stats, prev: Stats): void => {
+    if (curr.mtimeMs !== prev.mtimeMs || curr.size !== prev.size) this.reload();
+  };
+}

@@ -1,0 +1,192 @@
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import type { Logger } from 'pino';
+import { AuditLog } from './audit/audit-log.js';
+import { PasswordHasher } from './auth/password-hasher.js';
+import { UserDirectory } from './auth/user-directory.js';
+import type { User } from './auth/users-file.js';
+import { buildRegistry } from './commands/registry.js';
+import { resolvePath } from './config/load.js';
+import type { Config } from './config/schema.js';
+import { ControlServer } from './control/control-server.js';
+import type { DefenderPort, ServerContext } from './control/server-context.js';
+import type { Session } from './control/session.js';
+import { PassivePortPool } from './data/passive-ports.js';
+import { resolveBansFile } from './defender/ban-file.js';
+import { Defender } from './defender/defender.js';
+import { createLogger } from './log/logger.js';
+import { noMetrics, type MetricsSink } from './metrics/metrics-sink.js';
+import { createLocalStorage } from './storage/local-backend.js';
+import { CertStore, describeCertificate, type CertificatePair } from './tls/cert-store.js';
+import { ensureSelfSignedCertificate } from './tls/self-signed.js';
+
+export interface StartOptions {
+  config: Config;
+  /** Relative paths in the config resolve against this directory. */
+  baseDir: string;
+  log?: Logger;
+  metrics?: MetricsSink;
+}
+
+export interface ServerHandle {
+  readonly host: string;
+  readonly port: number;
+  readonly config: Config;
+  readonly log: Logger;
+  readonly certStore: CertStore;
+  readonly users: UserDirectory;
+  readonly defender: Defender | null;
+  readonly passivePorts: PassivePortPool;
+  sessionCount(): number;
+  /** Re-reads the users file; throws (keeping the old users) when it is invalid. */
+  reloadUsers(): { added: string[]; removed: string[] };
+  /** Re-reads tls.certFile/keyFile (or the self-signed pair); new sessions get it, open ones keep theirs. */
+  reloadCertificate(): Promise<boolean>;
+  /** Graceful stop: no new sessions, idle ones told 421, running transfers get up to graceMs, then everything closes. */
+  close(graceMs?: number): Promise<void>;
+}
+
+const noDefender: DefenderPort = { record: () => undefined, isBanned: () => false };
+
+export async function startServer(opts: StartOptions): Promise<ServerHandle> {
+  const { config, baseDir } = opts;
+  const log = opts.log ?? createLogger(config.log.level);
+  const metrics = opts.metrics ?? noMetrics;
+  const abs = (p: string) => resolvePath(baseDir, p);
+
+  const certStore = new CertStore();
+  const loadCertificate = async (): Promise<CertificatePair> => {
+    if (config.tls.certFile !== '') {
+      return { certPem: readFileSync(abs(config.tls.certFile), 'utf8'), keyPem: readFileSync(abs(config.tls.keyFile), 'utf8'), source: 'file' };
+    }
+    return ensureSelfSignedCertificate({ dir: abs(config.tls.selfSignedDir), names: config.tls.selfSignedNames, log });
+  };
+  const installed = certStore.install(await loadCertificate());
+  log.info({ event: 'certificate_installed', source: installed.source, ...describeCertificate(installed.leaf) }, 'certificate installed');
+
+  const hasher = new PasswordHasher({ concurrency: config.limits.passwordHashConcurrency, queueMax: config.limits.passwordHashQueueMax });
+  const users = new UserDirectory({ file: abs(config.users.file), resolveHome: abs, hasher, log });
+  users.reload();
+
+  const auditLog = config.log.auditFile === ''
+    ? null
+    : new AuditLog({
+        file: abs(config.log.auditFile),
+        hmacKeyFile: abs(config.log.auditHmacKeyFile !== '' ? config.log.auditHmacKeyFile : `${config.users.file}.audit-key`),
+        checkpointEvery: config.log.auditCheckpointEvery,
+        rotateBytes: config.log.auditRotateBytes,
+        log,
+      });
+  const auditLogger = log.child({ component: 'audit' });
+  const audit = (event: string, fields: Record<string, unknown>) => {
+    auditLogger.info({ audit: true, event, ...fields }, `audit ${event}`);
+    try {
+      auditLog?.append(event, fields);
+    } catch (err) {
+      log.error({ err, event }, 'audit append failed');
+    }
+  };
+
+  const defender = config.defender.enabled ? new Defender({ config: config.defender, file: resolveBansFile(config, baseDir), log }) : null;
+
+  let stopping = false;
+  let control: ControlServer | null = null;
+  const ctx: ServerContext = {
+    config,
+    log,
+    certStore,
+    users,
+    hasher,
+    commands: buildRegistry(),
+    passivePorts: new PassivePortPool(config.pasv.minPort, config.pasv.maxPort),
+    defender: defender ?? noDefender,
+    metrics,
+    get stopping() {
+      return stopping;
+    },
+    audit,
+    createStorage: (user: User) =>
+      createLocalStorage({
+        home: user.home,
+        maxPathBytes: config.storage.maxPathBytes,
+        maxNameBytes: config.storage.maxNameBytes,
+        atomicUploads: config.storage.atomicUploads,
+        chunkBytes: config.limits.transferChunkBytes,
+        log: log.child({ user: user.name }),
+      }),
+    acquireLogin: (session: Session, user: string) => control?.acquireLogin(session, user) ?? false,
+    sessionEnded: (session: Session, reason: string) => control?.release(session, reason !== 'rein'),
+  };
+  control = new ControlServer(ctx);
+
+  defender?.on('ban', (ban) => {
+    audit('ban', { ip: ban.ip, until: new Date(ban.until).toISOString(), reason: ban.reason, offences: ban.offences });
+    control?.closeSessionsOf(ban.ip, 'Service not available: your address is temporarily blocked');
+  });
+  certStore.on('change', (cert, previous) => {
+    audit('certificate_change', { source: cert.source, serial: cert.leaf.serialNumber, previousSerial: previous?.leaf.serialNumber, notAfter: new Date(cert.leaf.validTo).toISOString() });
+  });
+
+  const reloadCertificate = async (): Promise<boolean> => {
+    try {
+      const pair = await loadCertificate();
+      if (pair.certPem === certStore.current().certPem && pair.keyPem === certStore.current().keyPem) return false;
+      const next = certStore.install(pair);
+      log.info({ event: 'certificate_installed', source: next.source, ...describeCertificate(next.leaf) }, 'certificate installed');
+      return true;
+    } catch (err) {
+      log.error({ err, event: 'certificate_reload_failed' }, 'certificate reload failed; keeping the current certificate');
+      return false;
+    }
+  };
+  // certbot and similar renew the files outside; pick them up without a restart.
+  const watched = config.tls.certFile !== '' && config.tls.watchIntervalMs > 0 ? [abs(config.tls.certFile), abs(config.tls.keyFile)] : [];
+  for (const f of watched) watchFile(f, { interval: config.tls.watchIntervalMs, persistent: false }, () => void reloadCertificate());
+
+  const address = await control.listen(config.listen.host, config.listen.port);
+  log.info({ event: 'listening', host: address.address, port: address.port, pasv: `${config.pasv.minPort}-${config.pasv.maxPort}` }, 'ftpsd listening');
+
+  let closing: Promise<void> | null = null;
+  const close = (graceMs = config.shutdown.graceMs): Promise<void> => {
+    closing ??= (async () => {
+      stopping = true;
+      const server = control!;
+      const stopped = server.stopAccepting();
+      const busy: Promise<void>[] = [];
+      for (const s of server.sessions) {
+        if (s.data.busy) busy.push(s.settled());
+        else {
+          s.send({ code: 421, text: 'Server shutting down' });
+          s.close('shutdown');
+        }
+      }
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(busy), new Promise((r) => (timer = setTimeout(r, graceMs).unref()))]);
+      clearTimeout(timer);
+      for (const s of server.sessions) {
+        s.send({ code: 421, text: 'Server shutting down' });
+        s.close('shutdown');
+      }
+      await stopped;
+      for (const f of watched) unwatchFile(f);
+      defender?.close();
+      await auditLog?.close();
+      log.info({ event: 'stopped' }, 'ftpsd stopped');
+    })();
+    return closing;
+  };
+
+  return {
+    host: address.address,
+    port: address.port,
+    config,
+    log,
+    certStore,
+    users,
+    defender,
+    passivePorts: ctx.passivePorts,
+    sessionCount: () => control!.sessions.size,
+    reloadUsers: () => users.reload(),
+    reloadCertificate,
+    close,
+  };
+}

@@ -1,0 +1,97 @@
+import type { Hash } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+import { Writable } from 'node:stream';
+import { fsErrorToFtp } from '../errors.js';
+
+/**
+ * A Writable that stores what it receives in an open file at consecutive positions and feeds the same bytes to a
+ * hash. It does the job of `fs.createWriteStream` (the Writable core buffers up to `highWaterMark` while a write is
+ * in flight and hands the whole batch to `_writev`, one `pwritev` per batch) without a second stream stage, so
+ * upload bytes cross one buffer, not two.
+ *
+ * The file handle stays owned by the caller: this stream never closes it. `FileHandle.close()` waits for the
+ * handle's pending operations, so the owner can close it safely even while a write is still in flight after
+ * `destroy()` (a raw fd closed under a pending write could be reused and written into another file).
+ */
+export class HashingFileWriter extends Writable {
+  readonly #file: FileHandle;
+  readonly #hash: Hash;
+  #position: number;
+  #bytes = 0;
+  #pending: Promise<void> | null = null;
+
+  constructor(file: FileHandle, hash: Hash, startPosition: number, highWaterMark: number) {
+    super({ highWaterMark, decodeStrings: true });
+    this.#file = file;
+    this.#hash = hash;
+    this.#position = startPosition;
+  }
+
+  /** Bytes received and stored so far (not counting any prefix already in the file). */
+  get bytesStored(): number {
+    return this.#bytes;
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.#store([chunk], chunk.length, callback);
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+    const buffers = new Array<Buffer>(chunks.length);
+    let length = 0;
+    for (let i = 0; i < chunks.length; i++) {
+      const b = (chunks[i] as { chunk: Buffer }).chunk;
+      buffers[i] = b;
+      length += b.length;
+    }
+    this.#store(buffers, length, callback);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    // Report 'close' only once no write is running, so the owner may then close or rename the file.
+    if (this.#pending === null) callback(error);
+    else this.#pending.then(() => callback(error), () => callback(error));
+  }
+
+  #store(buffers: Buffer[], length: number, callback: (error?: Error | null) => void): void {
+    const position = this.#position;
+    this.#position += length;
+    this.#pending = writeAll(this.#file, buffers, length, position);
+    // Hash while the write runs on the thread pool: both only read the buffers, and the CPU work overlaps the I/O.
+    for (const b of buffers) this.#hash.update(b);
+    this.#pending.then(
+      () => {
+        this.#pending = null;
+        this.#bytes += length;
+        callback();
+      },
+      (err: unknown) => {
+        this.#pending = null;
+        callback(fsErrorToFtp(err));
+      },
+    );
+  }
+}
+
+/** pwritev until every byte is stored: a regular file may take a short write just before ENOSPC. */
+async function writeAll(file: FileHandle, buffers: Buffer[], length: number, position: number): Promise<void> {
+  const first = buffers.length === 1 ? await file.write(buffers[0] as Buffer, 0, length, position) : await file.writev(buffers, position);
+  if (first.bytesWritten === length) return;
+  // Rare path: store the remainder buffer by buffer.
+  let skip = first.bytesWritten;
+  let at = position + first.bytesWritten;
+  for (const b of buffers) {
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    let offset = skip;
+    skip = 0;
+    while (offset < b.length) {
+      const { bytesWritten } = await file.write(b, offset, b.length - offset, at);
+      if (bytesWritten === 0) throw Object.assign(new Error('write stored no byte'), { code: 'EIO' });
+      offset += bytesWritten;
+      at += bytesWritten;
+    }
+  }
+}
