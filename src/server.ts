@@ -110,6 +110,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
         maxPathBytes: config.storage.maxPathBytes,
         maxNameBytes: config.storage.maxNameBytes,
         atomicUploads: config.storage.atomicUploads,
+        fsyncOnCommit: config.storage.fsyncOnCommit,
         chunkBytes: config.limits.transferChunkBytes,
         log: log.child({ user: user.name }),
       }),

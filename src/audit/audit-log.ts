@@ -50,7 +50,8 @@ export class AuditLog {
   /** Bytes the current file will hold once the queue is written; decides rotation without waiting for the disk. */
   #size = 0;
   #sinceCheckpoint = 0;
-  #lastRotateName = '';
+  #rotateBase = '';
+  #rotateSuffix = 0;
   readonly #queue: QueueItem[] = [];
   #draining: Promise<void> | null = null;
   #stream: WriteStream | null = null;
@@ -147,10 +148,12 @@ export class AuditLog {
 
   #rotatedName(): string {
     const base = `${this.#file}.${this.#now().toISOString().replace(/[:.]/g, '-')}`;
-    let name = base;
-    // Two rotations within one millisecond (tiny rotateBytes) or a leftover file get a numeric suffix.
-    for (let n = 1; n < 10_000 && (name === this.#lastRotateName || existsSync(name)); n++) name = `${base}-${n}`;
-    this.#lastRotateName = name;
+    // Several rotations within one millisecond (a tiny rotateBytes) or a leftover file get a numeric suffix. The
+    // rename of an earlier rotation may still be queued, so names handed out are remembered, not just looked up.
+    this.#rotateSuffix = base === this.#rotateBase ? this.#rotateSuffix + 1 : 0;
+    this.#rotateBase = base;
+    let name = this.#rotateSuffix === 0 ? base : `${base}-${this.#rotateSuffix}`;
+    for (let n = 0; n < 10_000 && existsSync(name); n++) name = `${base}-${++this.#rotateSuffix}`;
     return name;
   }
 

@@ -24,13 +24,15 @@ export const PASS: CommandSpec = {
       const fingerprint = peerCert?.fingerprint256?.replace(/:/g, '').toLowerCase();
       if (fingerprint === undefined || !user.clientCertificates.includes(fingerprint)) return failLogin(s, name, 'client_certificate');
     }
+    const storage = s.server.createStorage(user);
+    await storage.ready;
     if (!s.server.acquireLogin(s, name)) {
       s.phase = { kind: 'greeted' };
       s.server.metrics.login('refused');
       s.server.audit('login_failed', { sid: s.id, ip: s.peerIp, user: name, reason: 'too_many_sessions' });
       throw new FtpError(530, 'Too many sessions for this user', { reason: 'user_session_limit' });
     }
-    s.completeLogin(user, s.server.createStorage(user));
+    s.completeLogin(user, storage);
     s.server.metrics.login('ok');
     const tls = s.security.kind === 'tls' ? s.security.info : null;
     s.server.audit('login', { sid: s.id, ip: s.peerIp, user: name, protocol: tls?.version, cipher: tls?.cipher });

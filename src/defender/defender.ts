@@ -80,7 +80,8 @@ export class Defender extends EventEmitter<DefenderEvents> {
     this.#log = options.log;
     this.#now = options.now ?? Date.now;
     this.#allow = new CidrSet(options.config.allowList);
-    this.reload();
+    this.#merge(true);
+    if (this.#bans.size > 0) this.#log.info({ event: 'bans_loaded', bans: this.#bans.size, file: this.#file }, 'defender bans loaded');
     this.#pruneTimer = setInterval(() => this.prune(), this.#config.pruneIntervalMs);
     this.#pruneTimer.unref();
     if (this.#config.fileWatchIntervalMs > 0) {
@@ -166,6 +167,10 @@ export class Defender extends EventEmitter<DefenderEvents> {
    * be read (logged); memory is then left as it was.
    */
   reload(): boolean {
+    return this.#merge(false);
+  }
+
+  #merge(quiet: boolean): boolean {
     let state;
     try {
       state = readBanFile(this.#file, this.#now());
@@ -188,7 +193,7 @@ export class Defender extends EventEmitter<DefenderEvents> {
       const current = this.#bans.get(ban.ip);
       if (current !== undefined && current.until === ban.until && current.reason === ban.reason) continue;
       this.#bans.set(ban.ip, ban);
-      if (current === undefined || current.until <= now) {
+      if (!quiet && (current === undefined || current.until <= now)) {
         this.#log.info({ event: 'ban_loaded', ip: ban.ip, untilIso: new Date(ban.until).toISOString(), reason: ban.reason }, 'defender ban loaded');
         this.emit('ban', { ...ban });
       }
@@ -237,7 +242,7 @@ export class Defender extends EventEmitter<DefenderEvents> {
     this.#flushing = true;
     let merged: boolean;
     try {
-      merged = this.reload();
+      merged = this.#merge(false);
     } finally {
       this.#flushing = false;
     }

@@ -49,6 +49,8 @@ export interface Upload {
 }
 
 export interface StorageSession {
+  /** Settles once the home exists; rejects with FtpError 550 when it cannot be created (the login is refused). */
+  readonly ready: Promise<void>;
   /** Normalises a client path against the current directory; throws FtpError 553 for NUL, over-long names/paths. */
   resolve(cwd: string, clientPath: string): string;
   stat(path: string): Promise<FileInfo>;

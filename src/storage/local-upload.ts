@@ -71,51 +71,58 @@ async function openInPlace(real: string, existing: Stats | null, mode: UploadMod
       return { file: await open(real, base | O_WRONLY | O_CREAT | O_TRUNC, NEW_FILE_MODE), prefix: 0 };
     case 'append': {
       const file = await open(real, base | O_RDWR | O_CREAT, NEW_FILE_MODE);
-      return { file, prefix: await regularSize(file) };
+      return { file, prefix: await closingOnError(file, () => regularSize(file)) };
     }
     case 'resume': {
       if (existing === null || existing.size < mode.offset) throw new FtpError(554, INVALID_REST, { reason: 'invalid_rest' });
       const file = await open(real, base | O_RDWR);
-      if ((await regularSize(file)) < mode.offset) {
-        await file.close();
-        throw new FtpError(554, INVALID_REST, { reason: 'invalid_rest' });
-      }
-      await file.truncate(mode.offset);
-      return { file, prefix: mode.offset };
+      return { file, prefix: await closingOnError(file, () => cutAt(file, mode.offset)) };
     }
   }
 }
 
 async function openTemp(temp: string, target: UploadTarget, mode: UploadMode): Promise<{ file: FileHandle; prefix: number }> {
   const existing = target.existing;
+  const stored = join(target.dir, target.name);
   switch (mode.kind) {
     case 'replace': {
       const file = await open(temp, O_WRONLY | O_CREAT | O_EXCL, NEW_FILE_MODE);
       // The rename replaces the inode: carry the old file's permission bits over, as an in-place write would.
-      if (existing !== null) await file.chmod(existing.mode & 0o7777);
+      if (existing !== null) await closingOnError(file, () => file.chmod(existing.mode & 0o7777));
       return { file, prefix: 0 };
     }
     case 'append': {
       // Copy first, append to the copy: a failed APPE leaves the stored file exactly as it was.
       if (existing === null) return { file: await open(temp, O_RDWR | O_CREAT | O_EXCL, NEW_FILE_MODE), prefix: 0 };
-      await copyFile(join(target.dir, target.name), temp, constants.COPYFILE_EXCL);
+      await copyFile(stored, temp, constants.COPYFILE_EXCL);
       const file = await open(temp, O_RDWR | O_NOFOLLOW);
-      return { file, prefix: await regularSize(file) };
+      return { file, prefix: await closingOnError(file, () => regularSize(file)) };
     }
     case 'resume': {
-      const claimed = await claimPartial(join(target.dir, partialName(target.name)), temp, mode.offset);
-      if (!claimed) {
+      if (!(await claimPartial(join(target.dir, partialName(target.name)), temp, mode.offset))) {
         if (existing === null || existing.size < mode.offset) throw new FtpError(554, INVALID_REST, { reason: 'invalid_rest' });
-        await copyFile(join(target.dir, target.name), temp, constants.COPYFILE_EXCL);
+        await copyFile(stored, temp, constants.COPYFILE_EXCL);
       }
       const file = await open(temp, O_RDWR | O_NOFOLLOW);
-      if ((await regularSize(file)) < mode.offset) {
-        await file.close();
-        throw new FtpError(554, INVALID_REST, { reason: 'invalid_rest' });
-      }
-      await file.truncate(mode.offset);
-      return { file, prefix: mode.offset };
+      return { file, prefix: await closingOnError(file, () => cutAt(file, mode.offset)) };
     }
+  }
+}
+
+/** Truncates the file to `offset` (REST), refusing when it holds fewer bytes. Returns the offset. */
+async function cutAt(file: FileHandle, offset: number): Promise<number> {
+  if ((await regularSize(file)) < offset) throw new FtpError(554, INVALID_REST, { reason: 'invalid_rest' });
+  await file.truncate(offset);
+  return offset;
+}
+
+/** Runs a step on a freshly opened file; the file is closed when the step fails, so no descriptor leaks. */
+async function closingOnError<T>(file: FileHandle, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    await file.close().catch(() => undefined);
+    throw err;
   }
 }
 
