@@ -28,13 +28,17 @@ export type Permission = (typeof permissionNames)[number];
 export const configSchema = z
   .object({
     listen: section({
+      /** Address of the control listener; 0.0.0.0 or :: for all interfaces (then set pasv.externalAddress behind NAT). */
       host: z.string().min(1).default('127.0.0.1'),
+      /** Control port (explicit FTPS: clients send AUTH TLS on it). */
       port: port.default(2121),
       /** Text after 220 in the greeting; never the software version. */
       banner: z.string().default('ftpsd ready'),
     }),
     pasv: section({
+      /** First port of the passive range; open minPort..maxPort in the firewall. */
       minPort: port.default(50000),
+      /** Last port of the passive range; each running transfer holds one port. */
       maxPort: port.default(50100),
       /** Address advertised in 227 replies (ForcePasvIP); empty: the control connection's local address. */
       externalAddress: ipOrEmpty.default(''),
@@ -44,12 +48,19 @@ export const configSchema = z
       acceptTimeoutMs: ms.default(30_000),
     }),
     tls: section({
+      /** PEM certificate chain (leaf first); empty with keyFile empty: a self-signed certificate in selfSignedDir. */
       certFile: z.string().default(''),
+      /** PEM private key of certFile. */
       keyFile: z.string().default(''),
+      /** Oldest TLS version accepted on control and data connections. */
       minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+      /** USER/PASS are refused (530) until AUTH TLS succeeded. */
       requireForLogin: z.boolean().default(true),
+      /** Data connections must be TLS (PROT P); PROT C is refused with 534. */
       requireForData: z.boolean().default(true),
+      /** A data connection must resume its own control connection's TLS session (425 otherwise): stops port hijacking. */
       requireDataSessionReuse: z.boolean().default(true),
+      /** Time allowed for a TLS handshake on the control or a data connection. */
       handshakeTimeoutMs: ms.default(10_000),
       /** Lifetime of TLS sessions and tickets; must cover the longest control session so data connections can resume. */
       sessionTimeoutSeconds: positiveInt.default(86_400),
@@ -61,11 +72,13 @@ export const configSchema = z
       watchIntervalMs: nonNegativeInt.default(60_000),
     }),
     users: section({
+      /** Users, argon2id hashes, homes and permissions; created with a demo user at first start. */
       file: z.string().default('config/users.yaml'),
       /** Home directory given to the demo user created on first start. */
       demoHome: z.string().default('data/demo'),
     }),
     log: section({
+      /** pino log level of the JSON log on standard output. */
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
       /** Audit events go to this append-only, hash-chained file; empty: they go to the main log only. */
       auditFile: z.string().default(''),
@@ -73,22 +86,31 @@ export const configSchema = z
       auditHmacKeyFile: z.string().default(''),
       /** An HMAC checkpoint record follows at most this many records. */
       auditCheckpointEvery: positiveInt.default(100),
+      /** The audit file is rotated at this size; the hash chain continues in the next file. */
       auditRotateBytes: positiveInt.default(64 * 1024 * 1024),
     }),
     limits: section({
+      /** Longest command line; a longer one gets 500 and is discarded without buffering it. */
       maxLineBytes: z.number().int().min(512).default(4096),
       /** Commands a client may send ahead of our replies before we stop reading from it. */
       maxPipelinedCommands: positiveInt.default(32),
+      /** Control connections in total; more get 421 at connect. */
       maxSessions: positiveInt.default(500),
+      /** Control connections from one address; more get 421 at connect. */
       maxSessionsPerIp: positiveInt.default(20),
+      /** Logged-in sessions of one user; more get 530 at PASS. */
       maxLoginsPerUser: positiveInt.default(20),
+      /** Time from connect to a successful login; then 421 and close. */
       loginTimeoutMs: ms.default(60_000),
+      /** Time without a command (while no transfer runs); then 421 and close. */
       idleTimeoutMs: ms.default(900_000),
       /** A transfer that moves no byte for this long is aborted with 426. */
       stalledTransferTimeoutMs: ms.default(120_000),
       /** After a download is sent, how long the client may take to close the data connection before it is cut. */
       dataCloseTimeoutMs: ms.default(10_000),
+      /** Failed PASS attempts on one connection before it is closed with 421. */
       maxFailedLoginsPerSession: positiveInt.default(3),
+      /** Delay before answering a failed login with 530. */
       failedLoginDelayMs: nonNegativeInt.default(1_000),
       /** argon2 shares libuv's threadpool with file I/O; this many verifications run at once, the rest queue. */
       passwordHashConcurrency: positiveInt.default(2),
@@ -106,12 +128,15 @@ export const configSchema = z
       atomicUploads: z.boolean().default(true),
       /** An upload is fsync'ed (file, then directory) before 226 reports it stored: a power cut cannot lose it. */
       fsyncOnCommit: z.boolean().default(true),
+      /** Longest client path in UTF-8 bytes (553 beyond). */
       maxPathBytes: positiveInt.default(4096),
+      /** Longest single file name in UTF-8 bytes (553 beyond). */
       maxNameBytes: positiveInt.default(255),
     }),
     activeMode: section({
       /** PORT/EPRT; off by default: passive with session binding is the safe mode. */
       enabled: z.boolean().default(false),
+      /** Time allowed to connect out to the client's PORT/EPRT address. */
       connectTimeoutMs: ms.default(10_000),
     }),
     defender: section({
