@@ -1,6 +1,7 @@
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { Logger } from 'pino';
 import { AuditLog } from './audit/audit-log.js';
+import { resolveAuditPaths } from './audit/chain.js';
 import { PasswordHasher } from './auth/password-hasher.js';
 import { UserDirectory } from './auth/user-directory.js';
 import type { User } from './auth/users-file.js';
@@ -14,7 +15,9 @@ import { PassivePortPool } from './data/passive-ports.js';
 import { resolveBansFile } from './defender/ban-file.js';
 import { Defender } from './defender/defender.js';
 import { createLogger } from './log/logger.js';
+import { startMetricsServer, type MetricsServer, type Readiness } from './metrics/metrics-server.js';
 import { noMetrics, type MetricsSink } from './metrics/metrics-sink.js';
+import { PrometheusMetrics } from './metrics/prometheus-metrics.js';
 import { createLocalStorage } from './storage/local-backend.js';
 import { CertStore, describeCertificate, type CertificatePair } from './tls/cert-store.js';
 import { ensureSelfSignedCertificate } from './tls/self-signed.js';
@@ -36,7 +39,11 @@ export interface ServerHandle {
   readonly users: UserDirectory;
   readonly defender: Defender | null;
   readonly passivePorts: PassivePortPool;
+  /** Port of the metrics/health listener, null when metrics.enabled is off. */
+  readonly metricsPort: number | null;
   sessionCount(): number;
+  /** What /readyz answers: listening, not stopping, certificate within its validity period. */
+  readiness(): Readiness;
   /** Re-reads the users file; throws (keeping the old users) when it is invalid. */
   reloadUsers(): { added: string[]; removed: string[] };
   /** Re-reads tls.certFile/keyFile (or the self-signed pair); new sessions get it, open ones keep theirs. */
@@ -50,7 +57,7 @@ const noDefender: DefenderPort = { record: () => undefined, isBanned: () => fals
 export async function startServer(opts: StartOptions): Promise<ServerHandle> {
   const { config, baseDir } = opts;
   const log = opts.log ?? createLogger(config.log.level);
-  const metrics = opts.metrics ?? noMetrics;
+  const metrics = opts.metrics ?? (config.metrics.enabled ? new PrometheusMetrics() : noMetrics);
   const abs = (p: string) => resolvePath(baseDir, p);
 
   const certStore = new CertStore();
@@ -67,15 +74,10 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
   const users = new UserDirectory({ file: abs(config.users.file), resolveHome: abs, hasher, log });
   users.reload();
 
-  const auditLog = config.log.auditFile === ''
+  const auditPaths = resolveAuditPaths(config, baseDir);
+  const auditLog = auditPaths === null
     ? null
-    : new AuditLog({
-        file: abs(config.log.auditFile),
-        hmacKeyFile: abs(config.log.auditHmacKeyFile !== '' ? config.log.auditHmacKeyFile : `${config.users.file}.audit-key`),
-        checkpointEvery: config.log.auditCheckpointEvery,
-        rotateBytes: config.log.auditRotateBytes,
-        log,
-      });
+    : new AuditLog({ ...auditPaths, checkpointEvery: config.log.auditCheckpointEvery, rotateBytes: config.log.auditRotateBytes, log });
   const auditLogger = log.child({ component: 'audit' });
   const audit = (event: string, fields: Record<string, unknown>) => {
     auditLogger.info({ audit: true, event, ...fields }, `audit ${event}`);
@@ -143,7 +145,46 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
   const watched = config.tls.certFile !== '' && config.tls.watchIntervalMs > 0 ? [abs(config.tls.certFile), abs(config.tls.keyFile)] : [];
   for (const f of watched) watchFile(f, { interval: config.tls.watchIntervalMs, persistent: false }, () => void reloadCertificate());
 
+  let listening = false;
+  const readiness = (): Readiness => {
+    const problems: string[] = [];
+    if (!listening) problems.push('control port not listening');
+    if (stopping) problems.push('shutting down');
+    if (!certStore.has()) problems.push('no certificate');
+    else {
+      const leaf = certStore.current().leaf;
+      const now = Date.now();
+      if (Date.parse(leaf.validTo) <= now) problems.push(`certificate expired ${new Date(leaf.validTo).toISOString()}`);
+      else if (Date.parse(leaf.validFrom) > now) problems.push(`certificate not valid before ${new Date(leaf.validFrom).toISOString()}`);
+    }
+    return { ready: problems.length === 0, problems };
+  };
+  metrics.attach({
+    knownVerbs: () => ctx.commands.keys(),
+    passivePortsInUse: () => ctx.passivePorts.inUse,
+    passivePortsSize: () => ctx.passivePorts.size,
+    bansActive: () => defender?.list().length ?? 0,
+    certificateNotAfterMs: () => (certStore.has() ? Date.parse(certStore.current().leaf.validTo) : null),
+    ready: () => readiness().ready,
+  });
+
   const address = await control.listen(config.listen.host, config.listen.port);
+  listening = true;
+  let metricsServer: MetricsServer | null = null;
+  if (config.metrics.enabled) {
+    try {
+      metricsServer = await startMetricsServer({
+        host: config.metrics.host,
+        port: config.metrics.port,
+        metrics: metrics instanceof PrometheusMetrics ? metrics : { render: () => Promise.resolve(''), contentType: 'text/plain; version=0.0.4' },
+        readiness,
+        log,
+      });
+    } catch (err) {
+      await control.stopAccepting();
+      throw err;
+    }
+  }
   log.info({ event: 'listening', host: address.address, port: address.port, pasv: `${config.pasv.minPort}-${config.pasv.maxPort}` }, 'ftpsd listening');
 
   let closing: Promise<void> | null = null;
@@ -168,6 +209,8 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
         s.close('shutdown');
       }
       await stopped;
+      listening = false;
+      await metricsServer?.close();
       for (const f of watched) unwatchFile(f);
       defender?.close();
       await auditLog?.close();
@@ -185,7 +228,9 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     users,
     defender,
     passivePorts: ctx.passivePorts,
+    metricsPort: metricsServer?.port ?? null,
     sessionCount: () => control!.sessions.size,
+    readiness,
     reloadUsers: () => users.reload(),
     reloadCertificate,
     close,

@@ -128,6 +128,14 @@ export class Defender extends EventEmitter<DefenderEvents> {
     return ban !== undefined && ban.until > this.#now();
   }
 
+  /** How many bans are in force, without building the list (for metrics). */
+  activeBanCount(): number {
+    const now = this.#now();
+    let n = 0;
+    for (const ban of this.#bans.values()) if (ban.until > now) n++;
+    return n;
+  }
+
   /** Active bans, soonest to end first. */
   list(): BanInfo[] {
     const now = this.#now();
