@@ -27,7 +27,7 @@ export async function configureAcmeClient(acmeConfig: Config['acme'], caFile: st
     try {
       caPem = await readFile(caFile, 'utf8');
     } catch (err) {
-      throw new AcmeError('config', `acme.caFile ${caFile} cannot be read`, { cause: err });
+      throw new AcmeError('config', `acme.caFile cannot be read: ${(err as Error).message}`, { cause: err });
     }
     // An extra CA, not a replacement: a public CA stays trusted next to a company or test CA.
     defaults.httpsAgent = new Agent({ ca: [...rootCertificates, caPem], keepAlive: true });

@@ -5,6 +5,7 @@ export type AcmeErrorReason =
   | 'ca_rejected'
   | 'challenge_failed'
   | 'no_supported_challenge'
+  | 'responder_failed'
   | 'hook_failed'
   | 'hook_timeout'
   | 'timeout'
@@ -23,6 +24,7 @@ export class AcmeError extends Error {
 /** One line for the log: the ACME problem document's detail (RFC 8555 section 6.7) when the CA sent one. */
 export function errorDetail(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
+  if (err instanceof AcmeError) return err.message; // written to stand alone; its cause is often noise
   const cause = err.cause instanceof Error ? err.cause.message : '';
   return cause === '' || err.message.includes(cause) ? err.message : `${err.message}: ${cause}`;
 }

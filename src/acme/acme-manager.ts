@@ -20,7 +20,7 @@ export interface AcmeManagerOptions {
   config: Config;
   certStore: CertStore;
   log: Logger;
-  audit?: (event: string, fields: object) => void;
+  audit?: (event: string, fields: Record<string, unknown>) => void;
   /** Relative acme.dir and acme.caFile are resolved against this directory; default: the working directory. */
   baseDir?: string;
 }
@@ -67,7 +67,7 @@ export class AcmeManager extends EventEmitter<{ installed: [InstalledCertificate
   readonly #config: Config['acme'];
   readonly #certStore: CertStore;
   readonly #log: Logger;
-  readonly #audit: (event: string, fields: object) => void;
+  readonly #audit: (event: string, fields: Record<string, unknown>) => void;
   readonly #caFile: string | null;
   #phase: AcmeStatus['phase'] = 'idle';
   #current: ManagedCertificate | null = null;
@@ -93,12 +93,7 @@ export class AcmeManager extends EventEmitter<{ installed: [InstalledCertificate
   async start(): Promise<void> {
     if (!this.#config.enabled) throw new AcmeError('config', 'acme.enabled is false');
     if (this.#phase === 'running') return;
-    try {
-      await this.#prepare();
-    } catch (err) {
-      this.#setup = null;
-      throw err;
-    }
+    await this.#prepare();
     this.#phase = 'running';
     await this.#loadStored();
     this.#schedule();
@@ -162,7 +157,10 @@ export class AcmeManager extends EventEmitter<{ installed: [InstalledCertificate
   }
 
   #prepare(): Promise<void> {
-    this.#setup ??= configureAcmeClient(this.#config, this.#caFile, (msg) => this.#log.trace({ msg }, 'acme client'));
+    this.#setup ??= configureAcmeClient(this.#config, this.#caFile, (line) => this.#log.trace({ line }, 'acme client')).catch((err: unknown) => {
+      this.#setup = null; // a fixed caFile is picked up by the next call
+      throw err;
+    });
     return this.#setup;
   }
 
@@ -256,7 +254,7 @@ export class AcmeManager extends EventEmitter<{ installed: [InstalledCertificate
     this.#responders = [];
     const leaf = parseLeaf(certPem);
     this.#log.info({ serial: leaf.serialNumber, domains: this.#config.domains, notAfter: new Date(leaf.validTo).toISOString(), orderUrl, trigger, ms: Date.now() - started }, 'acme certificate issued');
-    this.#audit('acme.certificate_issued', { serial: leaf.serialNumber, domains: this.#config.domains, notAfter: new Date(leaf.validTo).toISOString(), trigger });
+    this.#audit('acme_certificate_issued', { serial: leaf.serialNumber, domains: this.#config.domains, notAfter: new Date(leaf.validTo).toISOString(), trigger });
     const keyText = keyPem.toString();
     try {
       await this.store.saveCertificate(keyText, certPem, {
@@ -268,7 +266,7 @@ export class AcmeManager extends EventEmitter<{ installed: [InstalledCertificate
     } catch (err) {
       // Still use the new certificate; ordering again would only spend the CA's rate limit on the same disk problem.
       this.#install(keyText, certPem, 'order');
-      throw new AcmeError('store', `issued certificate ${leaf.serialNumber} could not be stored in ${this.store.dir}`, { cause: err });
+      throw new AcmeError('store', `issued certificate ${leaf.serialNumber} could not be stored in ${this.store.dir}: ${(err as Error).message}`, { cause: err });
     }
     return this.#install(keyText, certPem, 'order');
   }
@@ -299,7 +297,7 @@ export class AcmeManager extends EventEmitter<{ installed: [InstalledCertificate
       this.#arm(Date.now() + retryInMs);
     }
     this.#log.error({ reason: error.reason, detail: error.message, trigger, msLeft, retryInMs, failures: this.#failures }, 'acme renewal failed');
-    this.#audit('acme.renewal_failed', { reason: error.reason, detail: error.message, msLeft, failures: this.#failures });
+    this.#audit('acme_renewal_failed', { reason: error.reason, detail: error.message, msLeft, failures: this.#failures });
     this.emit('renewalFailed', error);
     return error;
   }

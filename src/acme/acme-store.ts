@@ -56,7 +56,7 @@ export class AcmeStore {
         return existing;
       } catch (err) {
         // Replacing an unreadable account key would silently create a new account; make the operator decide.
-        throw new AcmeError('store', `account key ${this.accountKeyFile} is not a valid private key`, { cause: err });
+        throw new AcmeError('store', `account key ${this.accountKeyFile} is not a valid private key: ${(err as Error).message}`, { cause: err });
       }
     }
     const key = (await create()).toString();
@@ -136,7 +136,7 @@ async function readOptional(file: string): Promise<string | null> {
     return await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new AcmeError('store', `cannot read ${file}`, { cause: err });
+    throw new AcmeError('store', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -1,5 +1,7 @@
+import type { Server } from 'node:net';
 import type { Authorization } from 'acme-client';
 import type { Config } from '../config/schema.js';
+import { AcmeError } from './acme-error.js';
 
 export type ChallengeType = Config['acme']['challenges'][number];
 
@@ -21,4 +23,18 @@ export interface ChallengeResponder {
   stop(): Promise<void>;
   create(authz: Authorization, challenge: ChallengeInfo, keyAuthorization: string): Promise<void>;
   remove(authz: Authorization, challenge: ChallengeInfo, keyAuthorization: string): Promise<void>;
+}
+
+/** Listens, turning EADDRINUSE/EACCES (port 80 or 443 without privileges) into an error that names the listener. */
+export function listenForChallenges(server: Server, type: ChallengeType, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => {
+      reject(new AcmeError('responder_failed', `cannot listen for ${type} on ${host}:${port}: ${err.message}`, { cause: err }));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
 }

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Authorization } from 'acme-client';
 import type { Logger } from '../log/logger.js';
-import type { ChallengeInfo, ChallengeResponder } from './challenge-responder.js';
+import { type ChallengeInfo, type ChallengeResponder, listenForChallenges } from './challenge-responder.js';
 
 const CHALLENGE_PATH = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]+)$/;
 
@@ -42,13 +42,7 @@ export class Http01Responder implements ChallengeResponder {
       }
       res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(keyAuthorization);
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.#port, this.#host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenForChallenges(server, this.type, this.#host, this.#port);
     this.#server = server;
   }
 

@@ -28,8 +28,8 @@ export interface OrderResult {
 
 /**
  * One RFC 8555 issuance (section 7.4): account, newOrder, one challenge per pending authorization, finalize, download.
- * Responders listen only for the duration of this call; each challenge's `remove` runs in `finally`, even when the
- * challenge or the order fails. The whole order is bounded by `timeoutMs`.
+ * Responders listen only for the duration of this call; each challenge's `remove` runs in `finally` once all
+ * authorizations have settled, even when a challenge or the order fails. The whole order is bounded by `timeoutMs`.
  */
 export async function orderCertificate(req: OrderRequest): Promise<OrderResult> {
   let timer: NodeJS.Timeout | undefined;
@@ -57,9 +57,16 @@ async function runOrder(req: OrderRequest): Promise<OrderResult> {
   log.info({ orderUrl: order.url, domains: req.domains }, 'acme order created');
 
   const authorizations = await client.getAuthorizations(order);
-  const results = await Promise.allSettled(authorizations.map((authz) => authorize(req, authz)));
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed !== undefined) throw toAcmeError(failed.reason, 'challenge_failed');
+  // Clean-ups run once every authorization has settled: a name and its wildcard share one TXT record name
+  // (RFC 8555 section 8.4), and a hook that deletes by name would otherwise take away the value still being checked.
+  const cleanups: Array<() => Promise<void>> = [];
+  try {
+    const results = await Promise.allSettled(authorizations.map((authz) => authorize(req, authz, cleanups)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw toAcmeError(failed.reason, 'challenge_failed');
+  } finally {
+    await Promise.all(cleanups.map((cleanup) => cleanup()));
+  }
 
   const commonName = req.domains[0] !== undefined && req.domains[0].length <= MAX_COMMON_NAME_CHARS ? req.domains[0] : undefined;
   const [, csr] = await acme.crypto.createCsr({ ...(commonName === undefined ? {} : { commonName }), altNames: [...req.domains] }, req.keyPem);
@@ -68,7 +75,7 @@ async function runOrder(req: OrderRequest): Promise<OrderResult> {
   return { certPem, orderUrl: order.url };
 }
 
-async function authorize(req: OrderRequest, authz: Authorization): Promise<void> {
+async function authorize(req: OrderRequest, authz: Authorization, cleanups: Array<() => Promise<void>>): Promise<void> {
   const { client, log } = req;
   const domain = `${authz.wildcard === true ? '*.' : ''}${authz.identifier.value}`;
   if (authz.status === 'valid') return; // the CA reused an earlier authorization
@@ -81,6 +88,12 @@ async function authorize(req: OrderRequest, authz: Authorization): Promise<void>
   const started = Date.now();
   const keyAuthorization = await client.getChallengeKeyAuthorization(challenge as never);
   let completed = false;
+  // Registered before create: a create that fails half-way (a hook that added the record, then timed out) is undone too.
+  cleanups.push(() =>
+    responder.remove(authz, challenge, keyAuthorization).catch((err: unknown) => {
+      log.warn({ domain, type: responder.type, err: errorDetail(err) }, 'acme challenge cleanup failed');
+    }),
+  );
   try {
     await responder.create(authz, challenge, keyAuthorization);
     await client.completeChallenge(challenge as never);
@@ -93,10 +106,6 @@ async function authorize(req: OrderRequest, authz: Authorization): Promise<void>
     if (err instanceof AcmeError) throw err;
     const cause = toAcmeError(err, 'challenge_failed');
     throw new AcmeError(cause.reason, `${responder.type} challenge for ${domain} failed: ${cause.message}`, { cause: err });
-  } finally {
-    await responder.remove(authz, challenge, keyAuthorization).catch((err: unknown) => {
-      log.warn({ domain, type: responder.type, err: errorDetail(err) }, 'acme challenge cleanup failed');
-    });
   }
 }
 

@@ -2,7 +2,7 @@ import { createSecureContext, createServer, type SecureContext, type Server } fr
 import type { AddressInfo } from 'node:net';
 import acme, { type Authorization } from 'acme-client';
 import type { Logger } from '../log/logger.js';
-import type { ChallengeInfo, ChallengeResponder } from './challenge-responder.js';
+import { type ChallengeInfo, type ChallengeResponder, listenForChallenges } from './challenge-responder.js';
 
 /** RFC 8737 section 6.2: the ALPN protocol the CA offers, and the only one this listener accepts. */
 const ACME_TLS_ALPN = 'acme-tls/1';
@@ -43,13 +43,7 @@ export class TlsAlpnResponder implements ChallengeResponder {
     }, (socket) => socket.end());
     // A handshake refused for an unknown name is expected noise, not a server error.
     server.on('tlsClientError', () => {});
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.#port, this.#host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenForChallenges(server, this.type, this.#host, this.#port);
     this.#server = server;
   }
 
