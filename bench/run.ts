@@ -44,8 +44,9 @@ const limits = {
   bigTransferTimeoutMs: Math.max(60_000, (bigBytes / 20e6) * 1000),
   smallFilesTimeoutMs: 300_000,
   sessions,
-  sessionTimeoutMs: 60_000,
+  sessionTimeoutMs: 30_000,
   settleMs: 1_000,
+  rampSpacingMs: 10,
 };
 // --scenarios c selects every small-file row (c-up, c-down, c12-up, c12-down).
 const selected = scenarios(limits).filter((s) => wanted.has(s.id) || wanted.has(s.id.split('-')[0]!) || wanted.has(s.id[0]!));
@@ -117,7 +118,9 @@ function report(rows: readonly Row[], targets: readonly BenchTarget[]): string {
     const med: Record<string, number> = {};
     for (const t of targets) med[t.name] = median(row.values[t.name] ?? []);
     const cells = targets.map((t) => pad(row.errors[t.name] !== undefined ? 'FAILED' : format(med[t.name]!, row.scenario.unit), 18));
-    const ratio = med.ftpsd !== undefined && med.vsftpd !== undefined ? (med.ftpsd / med.vsftpd).toFixed(2) : '';
+    const r = (med.ftpsd ?? Number.NaN) / (med.vsftpd ?? Number.NaN);
+    const failed = Object.keys(row.errors).length > 0;
+    const ratio = !failed && Number.isFinite(r) ? r.toFixed(2) : '';
     const better = row.scenario.higherIsBetter ? '(higher is better)' : '(lower is better)';
     lines.push(`${pad(`${row.scenario.id}) ${row.scenario.title}`, 74)}${cells.join('')}${ratio} ${ratio ? better : ''}`);
   }

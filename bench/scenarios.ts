@@ -47,6 +47,8 @@ export interface ScenarioLimits {
   sessionTimeoutMs: number;
   /** Wait after opening or closing idle sessions before reading memory, so the servers settle. */
   settleMs: number;
+  /** Gap between session starts in e-ramp: a burst of 100 SYNs overflows a listen backlog of 32 (vsftpd's). */
+  rampSpacingMs: number;
 }
 
 const MB = 1_000_000;
@@ -119,11 +121,19 @@ export function scenarios(limits: ScenarioLimits): Scenario[] {
     },
     {
       id: 'e',
-      title: `${limits.sessions} concurrent sessions: login, LIST, download 1 MiB (wall time)`,
+      title: `${limits.sessions} concurrent sessions at once: login, LIST, get 1 MiB (wall)`,
       unit: 's',
       higherIsBetter: false,
       prepare: (t, f) => linkInto(f.medium, join(t.dataDir, 'medium.bin')),
-      run: (t, f) => concurrentSessions(t, f, limits),
+      run: (t, f) => concurrentSessions(t, f, limits, 0),
+    },
+    {
+      id: 'e-ramp',
+      title: `the same, sessions started ${limits.rampSpacingMs} ms apart (wall)`,
+      unit: 's',
+      higherIsBetter: false,
+      prepare: (t, f) => linkInto(f.medium, join(t.dataDir, 'medium.bin')),
+      run: (t, f) => concurrentSessions(t, f, limits, limits.rampSpacingMs),
     },
   ];
 }
@@ -211,11 +221,12 @@ class CountingSink extends Writable {
   }
 }
 
-async function concurrentSessions(t: BenchTarget, f: BenchFiles, limits: ScenarioLimits): Promise<number> {
+async function concurrentSessions(t: BenchTarget, f: BenchFiles, limits: ScenarioLimits, spacingMs: number): Promise<number> {
   const failures: string[] = [];
   const started = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: limits.sessions }, async (_, i) => {
+      if (spacingMs > 0) await sleep(i * spacingMs);
       const client = new Client(limits.sessionTimeoutMs);
       const sink = new CountingSink();
       try {

@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from './config/load.js';
 import { registerAuditCommands } from './cli/audit-commands.js';
 import { registerBanCommands } from './cli/ban-commands.js';
 import { registerCertCommands } from './cli/cert-commands.js';
+import { registerDoctorCommand } from './cli/doctor-command.js';
 import { registerServeCommands } from './cli/serve-command.js';
 import { registerUserCommands } from './cli/user-commands.js';
 
@@ -27,6 +28,7 @@ registerUserCommands(program, { loadConfig: load });
 registerCertCommands(program, { loadConfig: (f) => load(f).config });
 registerBanCommands(program, { loadConfig: load });
 registerAuditCommands(program, { loadConfig: load });
+registerDoctorCommand(program, { loadConfig: load });
 
 try {
   await program.parseAsync(process.argv);

@@ -1,5 +1,6 @@
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { Logger } from 'pino';
+import { AcmeManager } from './acme/acme-manager.js';
 import { AuditLog } from './audit/audit-log.js';
 import { resolveAuditPaths } from './audit/chain.js';
 import { PasswordHasher } from './auth/password-hasher.js';
@@ -46,6 +47,8 @@ export interface ServerHandle {
   readiness(): Readiness;
   /** Re-reads the users file; throws (keeping the old users) when it is invalid. */
   reloadUsers(): { added: string[]; removed: string[] };
+  /** Certificate automation when acme.enabled, else null. */
+  readonly acme: AcmeManager | null;
   /** Re-reads tls.certFile/keyFile (or the self-signed pair); new sessions get it, open ones keep theirs. */
   reloadCertificate(): Promise<boolean>;
   /** Graceful stop: no new sessions, idle ones told 421, running transfers get up to graceMs, then everything closes. */
@@ -129,7 +132,11 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     audit('certificate_change', { source: cert.source, serial: cert.leaf.serialNumber, previousSerial: previous?.leaf.serialNumber, notAfter: new Date(cert.leaf.validTo).toISOString() });
   });
 
+  // ACME replaces the self-signed certificate installed above once its first order succeeds, and renews by itself.
+  const acme = config.acme.enabled ? new AcmeManager({ config, certStore, log, audit, baseDir }) : null;
+
   const reloadCertificate = async (): Promise<boolean> => {
+    if (acme !== null) return acme.reload();
     try {
       const pair = await loadCertificate();
       if (pair.certPem === certStore.current().certPem && pair.keyPem === certStore.current().keyPem) return false;
@@ -185,6 +192,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
       throw err;
     }
   }
+  await acme?.start();
   log.info({ event: 'listening', host: address.address, port: address.port, pasv: `${config.pasv.minPort}-${config.pasv.maxPort}` }, 'ftpsd listening');
 
   let closing: Promise<void> | null = null;
@@ -211,6 +219,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
       await stopped;
       listening = false;
       await metricsServer?.close();
+      await acme?.stop();
       for (const f of watched) unwatchFile(f);
       defender?.close();
       await auditLog?.close();
@@ -233,6 +242,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     readiness,
     reloadUsers: () => users.reload(),
     reloadCertificate,
+    acme,
     close,
   };
 }

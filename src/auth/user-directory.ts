@@ -9,6 +9,8 @@ export type LoginResult =
 /** The users known to the running server; replaced as a whole on reload so a session never sees half a file. */
 export class UserDirectory {
   #users: ReadonlyMap<string, User> = new Map();
+  /** Computed at reload, not per handshake. */
+  #anyClientCert = false;
   readonly #file: string;
   readonly #resolveHome: (p: string) => string;
   readonly #hasher: PasswordHasher;
@@ -36,7 +38,13 @@ export class UserDirectory {
     const added = [...next.keys()].filter((n) => !this.#users.has(n));
     const removed = [...this.#users.keys()].filter((n) => !next.has(n));
     this.#users = next;
+    this.#anyClientCert = [...next.values()].some((u) => u.clientCertificates.length > 0);
     return { added, removed };
+  }
+
+  /** True when some user maps to client certificates, so TLS handshakes must ask the client for one. */
+  anyNeedsClientCert(): boolean {
+    return this.#anyClientCert;
   }
 
   get(name: string): User | undefined {

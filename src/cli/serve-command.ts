@@ -1,8 +1,11 @@
 import type { Command } from 'commander';
 import { resolvePath, type LoadedConfig } from '../config/load.js';
 import { createLogger } from '../log/logger.js';
-import { startServer } from '../server.js';
+import { PrometheusMetrics } from '../metrics/prometheus-metrics.js';
+import { reloadServer } from '../ops/reload.js';
+import { startServer, type ServerHandle } from '../server.js';
 import { ensureDemoUser } from './user-commands.js';
+import type { Logger } from 'pino';
 
 export interface ServeDeps {
   loadConfig: (file?: string) => LoadedConfig;
@@ -21,7 +24,7 @@ export function registerServeCommands(program: Command, deps: ServeDeps): void {
 
   program
     .command('serve')
-    .description('run the server')
+    .description('run the server (SIGTERM/SIGINT: graceful stop; SIGHUP: reload configuration, users and certificate)')
     .option('-c, --config <file>', 'configuration file (default: config/ftpsd.yaml if present, else embedded defaults)')
     .action(async (opts: { config?: string }) => {
       const loaded = deps.loadConfig(opts.config);
@@ -36,24 +39,45 @@ export function registerServeCommands(program: Command, deps: ServeDeps): void {
         );
         log.info({ event: 'demo_user_created', file: usersFile }, 'demo user created');
       }
-      const server = await startServer({ config, baseDir, log });
+      const metrics = config.metrics.enabled ? new PrometheusMetrics() : undefined;
+      const server = await startServer({ config, baseDir, log, metrics });
       process.stderr.write(`  ftpsd listening on ${config.listen.host}:${server.port} (explicit FTPS: AUTH TLS), passive ports ${config.pasv.minPort}-${config.pasv.maxPort}\n`);
-
-      const stop = (signal: string) => {
-        log.info({ event: 'signal', signal }, 'shutting down');
-        void server.close().then(() => process.exit(0));
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.on('SIGHUP', () => {
-        log.info({ event: 'signal', signal: 'SIGHUP' }, 'reloading users and certificate');
-        try {
-          const diff = server.reloadUsers();
-          log.info({ event: 'users_reloaded', ...diff }, 'users reloaded');
-        } catch (err) {
-          log.error({ event: 'reload_failed', err: { message: (err as Error).message } }, 'users file invalid; keeping the previous users');
-        }
-        void server.reloadCertificate();
-      });
+      if (server.metricsPort !== null) process.stderr.write(`  metrics on http://${config.metrics.host}:${server.metricsPort}/metrics (/healthz, /readyz)\n`);
+      // The file is read again on SIGHUP, as named at start (or found the same way).
+      handleSignals(server, () => deps.loadConfig(opts.config), log);
     });
+}
+
+/**
+ * SIGTERM/SIGINT: stop accepting, 421 to idle sessions, running transfers get shutdown.graceMs, then exit 0. A second
+ * signal exits at once (uploads are atomic, so an interrupted one leaves no partial file under its name).
+ * SIGHUP: reload configuration, users and certificate; reloads run one at a time.
+ */
+function handleSignals(server: ServerHandle, loadNext: () => LoadedConfig, log: Logger): void {
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ event: 'signal', signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    const graceMs = server.config.shutdown.graceMs;
+    log.info({ event: 'signal', signal, graceMs, sessions: server.sessionCount() }, 'shutting down');
+    server.close(graceMs).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+
+  let reloading: Promise<unknown> = Promise.resolve();
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    log.info({ event: 'signal', signal: 'SIGHUP' }, 'reloading configuration, users and certificate');
+    reloading = reloading.then(() => reloadServer(server, loadNext, log)).catch((err: unknown) => log.error({ err }, 'reload failed'));
+  });
 }

@@ -10,8 +10,9 @@ export const PASS: CommandSpec = {
   availability: 'any',
   async run(s, arg) {
     if (s.phase.kind === 'ready') return { code: 230, text: 'Already logged in' };
-    if (s.phase.kind !== 'needPass') throw new FtpError(503, 'Login with USER first');
+    // Policy first: a password sent in plaintext is told why it is refused, whether or not USER was accepted.
     s.requireTlsForLogin();
+    if (s.phase.kind !== 'needPass') throw new FtpError(503, 'Login with USER first');
     const name = s.phase.userName;
     const result = await s.server.users.authenticate(name, arg);
     if (!result.ok) return failLogin(s, name, result.reason);

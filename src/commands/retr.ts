@@ -35,7 +35,9 @@ export const RETR: CommandSpec = {
       auditTransfer(s, { direction: 'download', path, bytes, started, conn, offset, result: reply.code === 226 ? 'ok' : 'aborted', code: reply.code });
       return reply;
     } catch (err) {
-      auditTransfer(s, { direction: 'download', path, bytes, started, conn, offset, result: 'failed', code: err instanceof FtpError ? err.code : 451 });
+      const code = err instanceof FtpError ? err.code : 451;
+      // RFC 959 426 "transfer aborted": the connection was cut or stalled, not a server failure.
+      auditTransfer(s, { direction: 'download', path, bytes, started, conn, offset, result: code === 426 ? 'aborted' : 'failed', code });
       throw err;
     } finally {
       file.destroy();

@@ -1,3 +1,5 @@
+import type { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Session } from '../control/session.js';
 import { crlfToLf } from '../data/ascii-mode.js';
 import type { DataConnection } from '../data/data-connection.js';
@@ -25,13 +27,18 @@ export async function runUpload(s: Session, path: string, mode: UploadMode, prel
     const reply = await s.data.transfer(preliminary, async (c, signal) => {
       conn = c;
       receivedAny = true;
-      let sink = upload.stream;
+      let sink: Writable = upload.stream;
+      // TYPE A: the converter's own pipeline, awaited before commit. With `.pipe` the file stream could still be
+      // writing when the converter finished, and commit refused the upload as incomplete.
+      let converted: Promise<void> | null = null;
       if (s.params.type === 'A') {
         const convert = crlfToLf();
-        convert.pipe(upload.stream);
+        converted = pipeline(convert, upload.stream);
+        converted.catch(() => undefined);
         sink = convert;
       }
       const out = await receiveFromClient(c, sink, transferLimits(s, 'upload'), signal, chunk);
+      await converted;
       bytes = out.bytes;
       const result = await upload.commit();
       committed = true;
@@ -41,7 +48,9 @@ export async function runUpload(s: Session, path: string, mode: UploadMode, prel
     if (!committed) auditTransfer(s, { direction: 'upload', path, bytes, started, conn, offset, result: 'aborted', code: reply.code });
     return reply;
   } catch (err) {
-    auditTransfer(s, { direction: 'upload', path, bytes, started, conn, offset, result: 'failed', code: err instanceof FtpError ? err.code : 451 });
+    const code = err instanceof FtpError ? err.code : 451;
+    // RFC 959 426 "transfer aborted": the connection was cut or stalled (a truncated upload included), not a server failure.
+    auditTransfer(s, { direction: 'upload', path, bytes, started, conn, offset, result: code === 426 ? 'aborted' : 'failed', code });
     throw err;
   } finally {
     // An interrupted upload keeps its bytes under the hidden partial name, so REST + STOR can continue it.

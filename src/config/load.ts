@@ -42,7 +42,15 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
     if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`config file ${path} must hold a mapping of keys`);
   }
   const withEnv = applyEnvOverrides(raw as Record<string, unknown>, env);
-  const config = validate(withEnv, path ?? 'configuration');
+  let config: Config;
+  try {
+    config = validate(withEnv, path ?? 'configuration');
+  } catch (err) {
+    // A bad value set through the environment is named by its variable too: the file may not mention the key at all.
+    const sources = envSources(env);
+    if (!(err instanceof ConfigError) || sources.size === 0) throw err;
+    throw new ConfigError(`${path ?? 'configuration'} is invalid`, err.problems.map((p) => annotateEnvSource(p, sources)));
+  }
   // Relative paths are relative to the working directory, as with every other server started from a checkout; a
   // config outside the checkout can use absolute paths.
   return { config, file: path, baseDir: cwd };
@@ -86,6 +94,25 @@ export function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.Proc
     target[keyPath[keyPath.length - 1]!] = parseEnvValue(value);
   }
   return out;
+}
+
+/** Dotted key → the FTPSD_* variable that set it. */
+function envSources(env: NodeJS.ProcessEnv): Map<string, string> {
+  const defaults = defaultConfig() as unknown as Record<string, unknown>;
+  const out = new Map<string, string>();
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || value === undefined) continue;
+    const keyPath = resolveEnvPath(name.slice(ENV_PREFIX.length).split('_'), defaults);
+    if (keyPath !== null) out.set(keyPath.join('.'), name);
+  }
+  return out;
+}
+
+function annotateEnvSource(problem: string, sources: Map<string, string>): string {
+  for (const [key, name] of sources) {
+    if (problem.startsWith(`${key}: `)) return `${key} (from ${name})${problem.slice(key.length)}`;
+  }
+  return problem;
 }
 
 function resolveEnvPath(segments: string[], node: Record<string, unknown>): string[] | null {

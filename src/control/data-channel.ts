@@ -1,5 +1,7 @@
+import type { SecureContext } from 'node:tls';
 import { FtpError } from '../errors.js';
-import { DataConnectionRefused, type DataConnection, type RefusalReason } from '../data/data-connection.js';
+import { ActiveConnector } from '../data/active-connector.js';
+import { DataConnectionRefused, type DataConnection, type DataSource, type RefusalReason } from '../data/data-connection.js';
 import { PassiveListener } from '../data/passive-listener.js';
 import type { Reply } from '../protocol/reply.js';
 import type { Session } from './session.js';
@@ -13,18 +15,20 @@ const REFUSAL_TEXT: Record<RefusalReason, string> = {
   handshake_failed: "Can't open data connection: TLS handshake failed",
   accept_timeout: "Can't open data connection: the client did not connect to the passive port",
   handshake_timeout: "Can't open data connection: TLS handshake timed out",
+  connect_failed: "Can't open data connection: could not connect to the PORT/EPRT address",
   closed: "Can't open data connection: it was closed",
 };
 
 type Active = { controller: AbortController; done: Promise<void> };
 
 /**
- * The session's side of the data layer: the pending passive listener and the transfer in progress. It writes no
- * reply itself except through the session, and owns every listener and data socket it opened.
+ * The session's side of the data layer: the pending data source (passive listener or active connector) and the
+ * transfer in progress. It writes no reply itself except through the session, and owns every listener and data
+ * socket it opened.
  */
 export class DataChannel {
   readonly #session: Session;
-  #pending: PassiveListener | null = null;
+  #pending: DataSource | null = null;
   #active: Active | null = null;
   /** EPSV ALL (RFC 2428 §4): from now on only EPSV may set up data connections. */
   epsvAll = false;
@@ -41,15 +45,10 @@ export class DataChannel {
   async openPassive(): Promise<{ port: number; advertised: string }> {
     const s = this.#session;
     const cfg = s.server.config;
-    this.#pending?.destroy();
-    this.#pending = null;
-    if (s.server.stopping) throw new FtpError(421, 'Server shutting down', { reason: 'stopping' });
-    if (s.params.prot === 'C' && cfg.tls.requireForData) {
-      throw new FtpError(521, 'Data connections must be encrypted: send PBSZ 0 and PROT P first', { reason: 'prot_p_required' });
-    }
-    const context = s.params.prot === 'P' && s.security.kind === 'tls' ? s.security.context : null;
+    const context = this.#replacePending();
+    let listener: PassiveListener;
     try {
-      this.#pending = await PassiveListener.open(
+      listener = await PassiveListener.open(
         s.server.passivePorts,
         s.localAddress,
         {
@@ -67,7 +66,34 @@ export class DataChannel {
       }
       throw err;
     }
-    return { port: this.#pending.port, advertised: this.advertisedAddress() };
+    this.#pending = listener;
+    return { port: listener.port, advertised: this.advertisedAddress() };
+  }
+
+  /**
+   * PORT/EPRT: remembers where to connect at the next transfer command. The caller has checked that the address is
+   * the control connection's peer and the port unprivileged.
+   */
+  openActive(host: string, port: number): void {
+    const s = this.#session;
+    const context = this.#replacePending();
+    this.#pending = new ActiveConnector(
+      { host, port, localAddress: s.localAddress },
+      { context, requireSessionReuse: s.server.config.tls.requireDataSessionReuse, onRefused: (refusal) => this.#onRefused(refusal) },
+      s.server.config.activeMode.connectTimeoutMs,
+    );
+  }
+
+  /** Drops any pending data source and checks a new one may be set up; returns the TLS context for it, if any. */
+  #replacePending(): SecureContext | null {
+    const s = this.#session;
+    this.#pending?.destroy();
+    this.#pending = null;
+    if (s.server.stopping) throw new FtpError(421, 'Server shutting down', { reason: 'stopping' });
+    if (s.params.prot === 'C' && s.server.config.tls.requireForData) {
+      throw new FtpError(521, 'Data connections must be encrypted: send PBSZ 0 and PROT P first', { reason: 'prot_p_required' });
+    }
+    return s.params.prot === 'P' && s.security.kind === 'tls' ? s.security.context : null;
   }
 
   /** The address a 227 reply names: an override for the client's network, the external address, or our own. */

@@ -10,7 +10,7 @@ import { LineReader, type LineEvent } from '../protocol/line-reader.js';
 import { formatReply, type Reply } from '../protocol/reply.js';
 import { unmapIPv4 } from '../protocol/address-text.js';
 import type { StorageSession } from '../storage/backend.js';
-import { createSessionContext, describeTls, type TlsDescription } from '../tls/session-context.js';
+import { createSessionContext, describeTls, sessionIdCache, type TlsDescription } from '../tls/session-context.js';
 import type { DataChannel } from './data-channel.js';
 import type { ServerContext } from './server-context.js';
 
@@ -259,7 +259,11 @@ export class Session {
     this.#raw.pause();
     this.#raw.write(formatReply({ code: 234, text: 'Proceed with TLS negotiation' }));
     this.server.metrics.command('AUTH', 234);
-    const secure = new tls.TLSSocket(this.#raw, { isServer: true, secureContext: context });
+    // Mutual TLS: a certificate is asked for only when a user maps to one. It is not verified against a CA here:
+    // PASS compares its SHA-256 fingerprint with the user's list, so an unknown or missing one fails at login.
+    const requestCert = this.server.users.anyNeedsClientCert();
+    // `server`: the session-ID cache its data connections resume from (TLS 1.2 clients that send no ticket).
+    const secure = new tls.TLSSocket(this.#raw, { isServer: true, secureContext: context, requestCert, rejectUnauthorized: false, server: sessionIdCache(context) });
     this.#socket = secure;
     const timeoutMs = this.server.config.tls.handshakeTimeoutMs;
     await new Promise<void>((resolve) => {

@@ -1,4 +1,4 @@
-import { isIPv4 } from 'node:net';
+import { isIP, isIPv4 } from 'node:net';
 
 /** Text of PASV/EPSV replies and parsing of PORT/EPRT arguments (RFC 959, RFC 2428). Pure. */
 
@@ -31,6 +31,8 @@ export function parseEprtArg(arg: string): { family: 1 | 2; host: string; port: 
   const family = parts[1] === '1' ? 1 : parts[1] === '2' ? 2 : null;
   const port = /^\d{1,5}$/.test(parts[3]!) ? Number(parts[3]) : NaN;
   if (family === null || !(port > 0 && port < 65536)) return null;
+  // The host must be a literal address of the named family: a name would make the server resolve whatever it is told.
+  if (isIP(parts[2]!) !== (family === 1 ? 4 : 6)) return null;
   return { family, host: parts[2]!, port };
 }
 

@@ -3,7 +3,8 @@
  *
  * - Lines end in CRLF (RFC 959); a bare LF is accepted too because many scripted clients send it.
  * - Telnet sequences (RFC 854) are removed: IAC IAC is a literal 0xFF byte, IAC + WILL/WONT/DO/DONT + option and
- *   IAC + single-byte commands (IP, DM, ... sent by clients before ABOR) are dropped.
+ *   IAC + single-byte commands (IP, DM, ... sent by clients before ABOR) are dropped; a subnegotiation (IAC SB) is
+ *   dropped up to IAC SE or the end of the line.
  * - A line longer than maxLineBytes is discarded up to its end and reported once as 'overlong', so a client cannot
  *   grow our memory by never sending a newline.
  */
@@ -54,10 +55,14 @@ export class LineReader {
           this.#telnet = 'data';
           continue;
         case 'subneg':
-          if (byte === IAC) this.#telnet = 'subnegIac';
-          continue;
         case 'subnegIac':
-          this.#telnet = byte === SUBNEG_END ? 'data' : 'subneg';
+          // FTP clients never negotiate Telnet options; an unterminated SB (binary garbage) must not swallow every
+          // later command, so a line end always ends it.
+          if (byte === LF) {
+            this.#telnet = 'data';
+            events.push(this.#endLine());
+          } else if (this.#telnet === 'subnegIac') this.#telnet = byte === SUBNEG_END ? 'data' : 'subneg';
+          else if (byte === IAC) this.#telnet = 'subnegIac';
           continue;
         case 'data':
           if (byte === IAC) {

@@ -1,4 +1,5 @@
 import { randomBytes, createHash } from 'node:crypto';
+import { Server } from 'node:net';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import type { Config } from '../config/schema.js';
 import type { InstalledCertificate } from './cert-store.js';
@@ -22,6 +23,40 @@ export function createSessionContext(cert: InstalledCertificate, cfg: Config['tl
     sessionIdContext: createHash('sha256').update(sessionId).digest('hex').slice(0, 32),
     honorCipherOrder: true,
   });
+}
+
+/**
+ * TLS 1.2 sessions of one control session, for session-ID resumption. Tickets need no server state, but some clients
+ * send none: curl with OpenSSL sets SSL_OP_NO_TICKET and resumes TLS 1.2 data connections by session ID only. Node
+ * keeps no server-side session cache of its own (SSL_SESS_CACHE_NO_INTERNAL); a TLSSocket given a `server` with
+ * 'newSession' and 'resumeSession' listeners stores and looks up sessions there. The cache belongs to one control
+ * session, so another session's ID is never found, as another session's ticket never decrypts. The control session
+ * creates one entry; full handshakes on data ports (refused, or allowed with requireDataSessionReuse off) add more,
+ * so the oldest are dropped beyond this bound.
+ */
+const SESSION_ID_CACHE_ENTRIES = 8;
+const sessionCaches = new WeakMap<SecureContext, Server>();
+
+/** The `server` option for every server-side TLSSocket on `context` (control and data), created on first use. */
+export function sessionIdCache(context: SecureContext): Server {
+  let hub = sessionCaches.get(context);
+  if (hub !== undefined) return hub;
+  // Never listens: only the carrier of the two session events Node's TLSSocket emits on its `server`.
+  hub = new Server();
+  const sessions = new Map<string, Buffer>();
+  hub.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
+    sessions.set(id.toString('hex'), data);
+    for (const oldest of sessions.keys()) {
+      if (sessions.size <= SESSION_ID_CACHE_ENTRIES) break;
+      sessions.delete(oldest);
+    }
+    done();
+  });
+  hub.on('resumeSession', (id: Buffer, done: (err: Error | null, data: Buffer | null) => void) => {
+    done(null, sessions.get(id.toString('hex')) ?? null);
+  });
+  sessionCaches.set(context, hub);
+  return hub;
 }
 
 export interface TlsDescription {

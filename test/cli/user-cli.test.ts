@@ -1,0 +1,121 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
+import { runProcess, type RunResult } from '../helpers/clients.js';
+import { ControlClient } from '../helpers/control-client.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+// `ftpsd user add|passwd|list|del` through the built binary, against the users file of a running server that is
+// told to reload between steps (as SIGHUP does).
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BIN = join(ROOT, 'bin', 'ftpsd.js');
+
+describe('ftpsd user', () => {
+  let srv: TestServer;
+  let configFile: string;
+  let usersFile: string;
+  const clients: ControlClient[] = [];
+
+  before(async () => {
+    assert.ok(existsSync(join(ROOT, 'dist', 'cli.js')), 'dist/ is missing: build with npx tsc -p tsconfig.json');
+    srv = await startTestServer({ users: [{ name: 'alice', password: 'alice-cli-pw' }], config: { defender: { enabled: false } } });
+    usersFile = join(srv.dir, 'users.yaml');
+    configFile = join(srv.dir, 'ftpsd.yaml');
+    await writeFile(configFile, stringify({ users: { file: usersFile } }));
+  });
+
+  after(async () => {
+    for (const c of clients) c.close();
+    await srv?.close();
+  });
+
+  const cli = (args: string[], input?: string): Promise<RunResult> =>
+    runProcess(process.execPath, [BIN, 'user', ...args, '--config', configFile], { cwd: srv.dir, env: { FTPSD_CONFIG: '' }, input, timeoutMs: 15_000 });
+
+  async function login(user: string, password: string): Promise<number> {
+    const c = await ControlClient.connect(srv.port);
+    clients.push(c);
+    assert.equal((await c.read())?.code, 220);
+    const r = await c.login(user, password);
+    c.close();
+    return r.code;
+  }
+
+  it('add, login, passwd, list, del: each step is what the server sees after a reload', async () => {
+    const home = join(srv.dir, 'homes', 'bob');
+    const add = await cli(['add', 'bob', '--home', home], 'bob-first-pw\n');
+    assert.equal(add.code, 0, add.stderr);
+    assert.match(add.stdout, /user bob added/);
+    const stored = await readFile(usersFile, 'utf8');
+    assert.match(stored, /\$argon2id\$/);
+    assert.ok(!stored.includes('bob-first-pw'), 'only the hash is stored');
+    assert.equal(await login('bob', 'bob-first-pw'), 530, 'not known before the reload');
+    assert.deepEqual(srv.server.reloadUsers(), { added: ['bob'], removed: [] });
+    assert.equal(await login('bob', 'bob-first-pw'), 230);
+    assert.equal(await login('alice', 'alice-cli-pw'), 230, 'other users are kept');
+
+    const passwd = await cli(['passwd', 'bob'], 'bob-second-pw\n');
+    assert.equal(passwd.code, 0, passwd.stderr);
+    srv.server.reloadUsers();
+    assert.equal(await login('bob', 'bob-first-pw'), 530, 'old password refused');
+    assert.equal(await login('bob', 'bob-second-pw'), 230, 'new password accepted');
+
+    const list = await cli(['list']);
+    assert.equal(list.code, 0, list.stderr);
+    const rows = list.stdout.trim().split('\n');
+    assert.deepEqual(rows.map((r) => r.split('\t')[0]), ['alice', 'bob']);
+    const bob = rows.find((r) => r.startsWith('bob\t'))!;
+    assert.ok(bob.includes(`home=${home}`), bob);
+    assert.match(bob, /permissions=list,download,upload,delete,rename,mkdir/);
+    assert.ok(!list.stdout.includes('$argon2'), 'list shows no hashes');
+
+    const del = await cli(['del', 'bob']);
+    assert.equal(del.code, 0, del.stderr);
+    assert.deepEqual(srv.server.reloadUsers(), { added: [], removed: ['bob'] });
+    assert.equal(await login('bob', 'bob-second-pw'), 530);
+    assert.equal(await login('alice', 'alice-cli-pw'), 230);
+  });
+
+  it('add --perms limits what the user may do', async () => {
+    const add = await cli(['add', 'carol', '--home', join(srv.dir, 'homes', 'carol'), '--perms', 'list,download'], 'carol-pw\n');
+    assert.equal(add.code, 0, add.stderr);
+    srv.server.reloadUsers();
+    const c = await ControlClient.connect(srv.port);
+    clients.push(c);
+    await c.read();
+    assert.equal((await c.login('carol', 'carol-pw')).code, 230);
+    assert.equal((await c.send('MKD newdir')).code, 550);
+    assert.equal((await c.send('PWD')).code, 257);
+  });
+
+  it('refuses mistakes with a non-zero exit and a clear message, leaving the users file alone', async () => {
+    const before = await readFile(usersFile, 'utf8');
+    const home = join(srv.dir, 'homes', 'x');
+    const [dup, unknownPasswd, unknownDel, badPerms, badName, noPassword, noHome] = await Promise.all([
+      cli(['add', 'alice', '--home', home], 'pw\n'),
+      cli(['passwd', 'ghost'], 'pw\n'),
+      cli(['del', 'ghost']),
+      cli(['add', 'dave', '--home', home, '--perms', 'list,fly'], 'pw\n'),
+      cli(['add', 'bad name!', '--home', home], 'pw\n'),
+      cli(['add', 'erin', '--home', home], ''),
+      cli(['add', 'frank'], 'pw\n'),
+    ]);
+    const check = (r: RunResult, pattern: RegExp, what: string) => {
+      assert.notEqual(r.code, 0, `${what} exits non-zero`);
+      assert.match(r.stderr, pattern, `${what}: ${r.stderr}`);
+    };
+    check(dup, /user "alice" already exists/, 'duplicate user');
+    check(unknownPasswd, /no user "ghost"/, 'passwd of an unknown user');
+    check(unknownDel, /no user "ghost"/, 'del of an unknown user');
+    check(badPerms, /unknown permission "fly"/, 'bad permission');
+    check(badName, /invalid user name/, 'bad user name');
+    check(noPassword, /no password/, 'empty standard input');
+    check(noHome, /--home/, 'missing --home');
+    assert.equal(await readFile(usersFile, 'utf8'), before, 'users file unchanged');
+  });
+});

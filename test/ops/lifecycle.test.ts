@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { ControlClient } from '../helpers/control-client.js';
+import { startServeProcess, type ServeProcess } from './serve-process.js';
+
+// These drive the real `node bin/ftpsd.js serve` process (built by `npm test`) with real signals.
+
+const started: ServeProcess[] = [];
+after(async () => {
+  for (const p of started) {
+    p.kill();
+    await p.exited;
+    await rm(p.dir, { recursive: true, force: true });
+  }
+});
+
+async function serve(opts: Parameters<typeof startServeProcess>[0]): Promise<ServeProcess> {
+  const p = await startServeProcess(opts);
+  started.push(p);
+  return p;
+}
+
+async function loggedIn(port: number, user: string, password: string): Promise<ControlClient> {
+  const c = await ControlClient.connect(port);
+  await c.read();
+  const r = await c.login(user, password);
+  assert.equal(r.code, 230, `login of ${user}: ${r.text}`);
+  return c;
+}
+
+async function tryLogin(port: number, user: string, password: string): Promise<number> {
+  const c = await ControlClient.connect(port);
+  try {
+    await c.read();
+    return (await c.login(user, password)).code;
+  } finally {
+    c.close();
+  }
+}
+
+async function greeting(port: number): Promise<string> {
+  const c = await ControlClient.connect(port);
+  try {
+    return (await c.read())?.text ?? '';
+  } finally {
+    c.close();
+  }
+}
+
+const chunk = Buffer.alloc(256 * 1024, 0x61);
+
+describe('SIGHUP', () => {
+  test('a changed users file admits a new user while an open session keeps transferring', async () => {
+    const p = await serve({ users: { alice: 'alice-secret' } });
+    assert.equal(await tryLogin(p.port, 'bob', 'bob-secret'), 530);
+
+    const alice = await loggedIn(p.port, 'alice', 'alice-secret');
+    const port = await alice.epsv();
+    assert.equal((await alice.send('STOR during-reload.bin')).code, 150);
+    const data = alice.dataConnect(port);
+    await data.secured;
+    await new Promise<void>((r) => data.socket.write(chunk, () => r()));
+
+    const mark = p.logs().length;
+    await p.writeUsers({ alice: 'alice-secret', bob: 'bob-secret' });
+    p.child.kill('SIGHUP');
+    const reloaded = await p.waitForLog((l) => l.event === 'users_reloaded', mark);
+    assert.deepEqual(reloaded.added, ['bob']);
+    assert.equal(await tryLogin(p.port, 'bob', 'bob-secret'), 230, 'bob logs in after the reload');
+
+    await data.upload(chunk);
+    assert.equal((await alice.read())?.code, 226, 'the upload that spanned the reload completes');
+    assert.equal((await readFile(join(p.home('alice'), 'during-reload.bin'))).length, chunk.length * 2);
+    assert.equal((await alice.send('NOOP')).code, 200, 'the open session survived');
+    alice.close();
+  });
+
+  test('an invalid configuration or users file keeps what is running', async () => {
+    const p = await serve({ users: { alice: 'alice-secret' }, config: { listen: { banner: 'first banner' } } });
+    assert.match(await greeting(p.port), /^220 first banner/);
+
+    // A valid change applies; one that needs a restart is reported and not applied.
+    let mark = p.logs().length;
+    await p.writeConfig({ listen: { banner: 'second banner', port: p.port + 1 } });
+    p.child.kill('SIGHUP');
+    const applied = await p.waitForLog((l) => l.event === 'config_reloaded', mark);
+    assert.deepEqual(applied.applied, ['listen.banner']);
+    assert.deepEqual(applied.needsRestart, ['listen.port']);
+    assert.ok(p.logs().slice(mark).some((l) => l.event === 'config_needs_restart'));
+    assert.match(await greeting(p.port), /^220 second banner/);
+
+    // An unknown key makes the file invalid: nothing of it applies, and the reason is logged.
+    mark = p.logs().length;
+    await p.writeConfig({ listen: { banner: 'third banner' }, limits: { maxSesions: 3 } });
+    await writeFile(p.usersFile, 'users: [this is not a mapping\n');
+    p.child.kill('SIGHUP');
+    const failed = await p.waitForLog((l) => l.event === 'config_reload_failed', mark);
+    assert.match(JSON.stringify(failed.problems), /maxSesions/);
+    await p.waitForLog((l) => l.event === 'users_reload_failed', mark);
+    assert.match(await greeting(p.port), /^220 second banner/, 'the running configuration is kept');
+    assert.equal(await tryLogin(p.port, 'alice', 'alice-secret'), 230, 'the previous users are kept');
+  });
+});
+
+describe('SIGTERM', () => {
+  test('a running upload finishes within the deadline, idle sessions get 421, then exit 0', async () => {
+    const p = await serve({ users: { alice: 'alice-secret' }, config: { shutdown: { graceMs: 15_000 } } });
+    const idle = await loggedIn(p.port, 'alice', 'alice-secret');
+    const alice = await loggedIn(p.port, 'alice', 'alice-secret');
+    const port = await alice.epsv();
+    assert.equal((await alice.send('STOR big.bin')).code, 150);
+    const data = alice.dataConnect(port);
+    await data.secured;
+    await new Promise<void>((r) => data.socket.write(chunk, () => r()));
+
+    const mark = p.logs().length;
+    p.child.kill('SIGTERM');
+    await p.waitForLog((l) => l.event === 'signal' && l.signal === 'SIGTERM', mark);
+    const bye = await idle.read();
+    assert.equal(bye?.code, 421, 'the idle session is told the server is going away');
+
+    // New sessions are no longer accepted.
+    await assert.rejects(ControlClient.connect(p.port));
+
+    for (let i = 0; i < 4; i++) await new Promise<void>((r) => data.socket.write(chunk, () => r()));
+    await data.upload(chunk);
+    assert.equal((await alice.read())?.code, 226);
+    const exit = await p.exited;
+    assert.deepEqual(exit, { code: 0, signal: null });
+
+    const content = await readFile(join(p.home('alice'), 'big.bin'));
+    assert.equal(content.length, chunk.length * 6, 'the file is complete');
+    assert.deepEqual((await readdir(p.home('alice'))).sort(), ['big.bin'], 'no temporary upload file is left');
+  });
+
+  test('an upload still running at the deadline is cut: nothing under its name, the bytes kept for a resume', async () => {
+    const p = await serve({ users: { alice: 'alice-secret' }, config: { shutdown: { graceMs: 300 } } });
+    const alice = await loggedIn(p.port, 'alice', 'alice-secret');
+    const port = await alice.epsv();
+    assert.equal((await alice.send('STOR slow.bin')).code, 150);
+    const data = alice.dataConnect(port);
+    await data.secured;
+    await new Promise<void>((r) => data.socket.write(chunk, () => r()));
+    p.child.kill('SIGTERM');
+    const exit = await p.exited;
+    assert.deepEqual(exit, { code: 0, signal: null });
+    // A half upload is never committed; its bytes stay under a hidden name a later REST + STOR continues from.
+    assert.deepEqual(await readdir(p.home('alice')), ['.ftpsd-partial.slow.bin']);
+    alice.close();
+  });
+});
