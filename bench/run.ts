@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { runCurl } from '../test/helpers/clients.js';
+import { CURL_UPLOAD_TLS_ARGS, runCurl } from '../test/helpers/clients.js';
 import { freeDiskBytes, median } from './measure.js';
 import { type BenchFiles, type Scenario, scenarios } from './scenarios.js';
 import { type BenchTarget, type TargetName, startFtpsdTarget, startVsftpdTarget } from './targets.js';
@@ -85,7 +85,7 @@ async function makeFiles(): Promise<BenchFiles> {
 async function smokeCheck(t: BenchTarget, files: BenchFiles): Promise<void> {
   const url = `ftp://${encodeURIComponent(t.user)}:${encodeURIComponent(t.password)}@127.0.0.1:${t.port}/smoke.bin`;
   const back = join(files.dir, `smoke-${t.name}.bin`);
-  const up = await runCurl(['--ssl-reqd', '-k', '--tls-max', '1.2', '-T', files.medium, url]);
+  const up = await runCurl(['--ssl-reqd', '-k', ...CURL_UPLOAD_TLS_ARGS, '-T', files.medium, url]);
   if (up.code !== 0) throw new Error(`${t.name}: 1 MiB upload failed: ${up.stderr.trim()}`);
   const down = await runCurl(['--ssl-reqd', '-k', '-o', back, url]);
   if (down.code !== 0) throw new Error(`${t.name}: 1 MiB download failed: ${down.stderr.trim()}`);

@@ -8,6 +8,10 @@ export const ABOR: CommandSpec = {
   duringTransfer: true,
   async run(s) {
     const aborted = await s.data.abort();
-    return aborted ? { code: 226, text: 'Abort successful' } : { code: 225, text: 'No transfer to abort' };
+    if (!aborted) return { code: 225, text: 'No transfer to abort' };
+    // The transfer command still has work after its data connection closed (an upload discards or keeps its bytes);
+    // its 426 must reach the client before this 226.
+    await s.settled();
+    return { code: 226, text: 'Abort successful' };
   },
 };

@@ -23,21 +23,21 @@ export const RETR: CommandSpec = {
     const source = s.params.type === 'A' ? file.pipe(lfToCrlf()) : file;
     const started = Date.now();
     const mode = s.params.type === 'A' ? 'ASCII' : 'BINARY';
-    let bytes = 0;
+    // Counted as they go, so an aborted download is audited with what actually left.
+    const progress = { bytes: 0 };
     let conn: Parameters<typeof auditTransfer>[1]['conn'] = null;
     try {
       const reply = await s.data.transfer(`Opening ${mode} mode data connection for ${path} (${info.size} bytes)`, async (c, signal) => {
         conn = c;
-        const out = await sendToClient(source, c, transferLimits(s, 'download'), signal, chunk);
-        bytes = out.bytes;
+        await sendToClient(source, c, transferLimits(s, 'download'), signal, chunk, progress);
         return { code: 226, text: 'Transfer complete' };
       });
-      auditTransfer(s, { direction: 'download', path, bytes, started, conn, offset, result: reply.code === 226 ? 'ok' : 'aborted', code: reply.code });
+      auditTransfer(s, { direction: 'download', path, bytes: progress.bytes, started, conn, offset, result: reply.code === 226 ? 'ok' : 'aborted', code: reply.code });
       return reply;
     } catch (err) {
       const code = err instanceof FtpError ? err.code : 451;
       // RFC 959 426 "transfer aborted": the connection was cut or stalled, not a server failure.
-      auditTransfer(s, { direction: 'download', path, bytes, started, conn, offset, result: code === 426 ? 'aborted' : 'failed', code });
+      auditTransfer(s, { direction: 'download', path, bytes: progress.bytes, started, conn, offset, result: code === 426 ? 'aborted' : 'failed', code });
       throw err;
     } finally {
       file.destroy();

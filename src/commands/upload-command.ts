@@ -20,7 +20,8 @@ export async function runUpload(s: Session, path: string, mode: UploadMode, prel
   const started = Date.now();
   const offset = mode.kind === 'resume' ? mode.offset : 0;
   let committed = false;
-  let bytes = 0;
+  // Counted as they arrive, so an interrupted upload is audited with what was received.
+  const progress = { bytes: 0 };
   let receivedAny = false;
   let conn: DataConnection | null = null;
   try {
@@ -37,20 +38,19 @@ export async function runUpload(s: Session, path: string, mode: UploadMode, prel
         converted.catch(() => undefined);
         sink = convert;
       }
-      const out = await receiveFromClient(c, sink, transferLimits(s, 'upload'), signal, chunk);
+      await receiveFromClient(c, sink, transferLimits(s, 'upload'), signal, chunk, progress);
       await converted;
-      bytes = out.bytes;
       const result = await upload.commit();
       committed = true;
-      auditTransfer(s, { direction: 'upload', path, bytes, started, conn: c, offset, sha256: result.sha256, result: 'ok', code: 226 });
+      auditTransfer(s, { direction: 'upload', path, bytes: progress.bytes, started, conn: c, offset, sha256: result.sha256, result: 'ok', code: 226 });
       return done(result.sha256);
     });
-    if (!committed) auditTransfer(s, { direction: 'upload', path, bytes, started, conn, offset, result: 'aborted', code: reply.code });
+    if (!committed) auditTransfer(s, { direction: 'upload', path, bytes: progress.bytes, started, conn, offset, result: 'aborted', code: reply.code });
     return reply;
   } catch (err) {
     const code = err instanceof FtpError ? err.code : 451;
     // RFC 959 426 "transfer aborted": the connection was cut or stalled (a truncated upload included), not a server failure.
-    auditTransfer(s, { direction: 'upload', path, bytes, started, conn, offset, result: code === 426 ? 'aborted' : 'failed', code });
+    auditTransfer(s, { direction: 'upload', path, bytes: progress.bytes, started, conn, offset, result: code === 426 ? 'aborted' : 'failed', code });
     throw err;
   } finally {
     // An interrupted upload keeps its bytes under the hidden partial name, so REST + STOR can continue it.

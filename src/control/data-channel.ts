@@ -3,6 +3,7 @@ import { FtpError } from '../errors.js';
 import { ActiveConnector } from '../data/active-connector.js';
 import { DataConnectionRefused, type DataConnection, type DataSource, type RefusalReason } from '../data/data-connection.js';
 import { PassiveListener } from '../data/passive-listener.js';
+import type { MetricsSink } from '../metrics/metrics-sink.js';
 import type { Reply } from '../protocol/reply.js';
 import type { Session } from './session.js';
 import { CidrSet } from '../defender/cidr.js';
@@ -18,6 +19,17 @@ const REFUSAL_TEXT: Record<RefusalReason, string> = {
   connect_failed: "Can't open data connection: could not connect to the PORT/EPRT address",
   closed: "Can't open data connection: it was closed",
 };
+
+const REFUSAL_METRIC = {
+  wrong_address: 'wrong_address',
+  no_ticket_offered: 'not_resumed_no_ticket',
+  foreign_session: 'not_resumed_foreign_session',
+  handshake_failed: 'handshake_failed',
+  handshake_timeout: 'timeout',
+  accept_timeout: 'timeout',
+  connect_failed: 'handshake_failed',
+  closed: 'handshake_failed',
+} as const satisfies Record<RefusalReason, Parameters<MetricsSink['dataConnection']>[0]>;
 
 type Active = { controller: AbortController; done: Promise<void> };
 
@@ -107,7 +119,7 @@ export class DataChannel {
 
   #onRefused(refusal: DataConnectionRefused): void {
     const s = this.#session;
-    const metric = refusal.reason === 'no_ticket_offered' ? 'not_resumed_no_ticket' : refusal.reason === 'foreign_session' ? 'not_resumed_foreign_session' : refusal.reason === 'wrong_address' ? 'wrong_address' : 'handshake_failed';
+    const metric = REFUSAL_METRIC[refusal.reason];
     s.server.metrics.dataConnection(metric);
     s.log.warn({ event: 'data_connection_refused', reason: refusal.reason, peer: refusal.peer, expected: s.peerIp, user: s.phase.kind === 'ready' ? s.phase.user.name : undefined }, 'data connection refused');
     s.server.audit('data_connection_refused', { sid: s.id, ip: refusal.peer || s.peerIp, expected: s.peerIp, reason: refusal.reason });
@@ -135,7 +147,8 @@ export class DataChannel {
       } catch (err) {
         if (controller.signal.aborted) return { code: 426, text: 'Connection closed; transfer aborted' };
         const reason = err instanceof DataConnectionRefused ? err.reason : 'closed';
-        if (reason === 'accept_timeout' || reason === 'handshake_timeout') s.server.metrics.dataConnection('timeout');
+        // The listener reports every other refusal through onRefused, which counts it.
+        if (reason === 'accept_timeout') s.server.metrics.dataConnection('timeout');
         return { code: 425, text: REFUSAL_TEXT[reason] };
       }
       s.server.metrics.dataConnection(conn.tls === null ? 'clear' : 'resumed');

@@ -270,6 +270,8 @@ export class Session {
       const timer = setTimeout(() => fail(new Error('TLS handshake timeout')), timeoutMs).unref();
       const fail = (err: Error) => {
         clearTimeout(timer);
+        secure.off('error', fail);
+        secure.off('close', closed);
         this.log.info({ event: 'tls_failed', err: { message: err.message } }, 'TLS handshake failed');
         this.server.defender.record(this.peerIp, 'tlsHandshakeFailure', { message: err.message });
         this.server.metrics.tlsHandshake('control', 'failed');
@@ -277,10 +279,21 @@ export class Session {
         this.close('TLS handshake failed');
         resolve();
       };
+      // A peer that goes away mid-handshake ends the socket without an 'error'; without this the session would
+      // linger until the handshake timeout and hold up a graceful shutdown.
+      const closed = () => {
+        if (!this.#closed) fail(new Error('connection closed during TLS handshake'));
+        else {
+          clearTimeout(timer); // closed by us (shutdown, ban): not the peer's failure
+          resolve();
+        }
+      };
       secure.once('error', fail);
+      secure.once('close', closed);
       secure.once('secure', () => {
         clearTimeout(timer);
         secure.off('error', fail);
+        secure.off('close', closed);
         const info = describeTls(secure);
         this.security = { kind: 'tls', socket: secure, context, info };
         this.server.metrics.tlsHandshake('control', 'ok');
@@ -311,7 +324,8 @@ export class Session {
 
   #timeout(which: 'login' | 'idle'): void {
     if (this.#closed) return;
-    if (which === 'idle' && this.data.busy) {
+    // A command still running (a login queued for argon2, a long listing) is not idleness; the clock restarts after it.
+    if (which === 'idle' && (this.data.busy || this.#busy)) {
       this.#idleTimer?.refresh();
       return;
     }
@@ -334,7 +348,9 @@ export class Session {
     this.data.reset();
     this.phase = { kind: 'closing' };
     const socket = this.#socket;
-    socket.end();
+    // Mid-handshake there is nothing to flush, and a TLSSocket ended before its handshake finished never closes.
+    if (this.security.kind === 'upgrading') socket.destroy();
+    else socket.end();
     // A peer that never reads would keep the socket open forever; give the goodbye a moment, then cut.
     setTimeout(() => socket.destroy(), 2_000).unref();
     this.server.sessionEnded(this, reason);

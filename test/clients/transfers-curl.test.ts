@@ -118,6 +118,17 @@ describe('curl round trips', () => {
     assert.notEqual(bad.code, 0, 'a refused quote command fails the curl run');
   });
 
+  test('an upload continued with -C - -T sends only the rest, and the file is whole', async () => {
+    const body = files.get('one-mib')!;
+    await writeFile(join(t.home(USER), 'continued.bin'), body.subarray(0, 300_000));
+    const r = await curl(['-C', '-', '-T', join(local, 'one-mib'), url('continued.bin')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(sha256(await readFile(join(t.home(USER), 'continued.bin'))), sha256(body));
+    const up = lastTransfer('/continued.bin', 'upload');
+    assert.equal(up?.bytes, body.length - 300_000, 'only the missing part travelled');
+    assert.equal(up?.sha256, sha256(body));
+  });
+
   for (const version of VERSIONS) {
     test(`${version.name}: an interrupted download continued with -C - (REST) yields the whole file`, async () => {
       const body = files.get('sixty-four-mib')!;

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
 import { ControlClient } from '../helpers/control-client.js';
@@ -62,7 +64,8 @@ describe('ABOR and STAT during a transfer', () => {
 
       const audit = t.logs().filter((l) => l.audit === true && l.event === 'transfer' && l.path === '/big.bin').at(-1);
       assert.equal(audit?.result, 'aborted');
-      assert.ok((audit?.bytes as number) < BIG, 'the audit shows a partial download');
+      const sent = audit?.bytes as number;
+      assert.ok(sent > 0 && sent < BIG, `the audit shows a partial download (${sent} bytes)`);
 
       // Same session, next transfer: a full, correct download.
       const port2 = await c.epsv();
@@ -70,6 +73,28 @@ describe('ABOR and STAT during a transfer', () => {
       assert.equal((await c.send('RETR small.txt')).code, 150);
       assert.equal((await c.read())?.code, 226);
       assert.equal((await d2.received).toString(), 'small\n');
+    } finally {
+      c.close();
+    }
+  });
+
+  test('ABOR mid-upload: 426 then 226, and nothing is stored under the name', async () => {
+    const c = await ControlClient.connect(t.port);
+    try {
+      await c.read();
+      assert.equal((await c.login(USER, PASSWORD)).code, 230);
+      const port = await c.epsv();
+      const data = c.dataConnect(port);
+      assert.equal((await c.send('STOR aborted.bin')).code, 150);
+      assert.ok(await data.secured);
+      await new Promise<void>((resolve) => data.socket.write(randomBytes(256 * 1024), () => resolve()));
+      c.write('ABOR\r\n');
+      assert.equal((await c.read())?.code, 426);
+      assert.equal((await c.read())?.code, 226);
+      assert.equal(existsSync(join(t.home(USER), 'aborted.bin')), false);
+      const audit = t.logs().filter((l) => l.audit === true && l.event === 'transfer' && l.path === '/aborted.bin').at(-1);
+      assert.equal(audit?.result, 'aborted');
+      assert.equal((await c.send('NOOP')).code, 200);
     } finally {
       c.close();
     }

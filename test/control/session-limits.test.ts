@@ -21,58 +21,74 @@ async function connect(port: number, localAddress?: string): Promise<ControlClie
   return c;
 }
 
-const LOGIN_TIMEOUT_MS = 700;
-const IDLE_TIMEOUT_MS = 1_200;
+const LOGIN_TIMEOUT_MS = 1_000;
+const IDLE_TIMEOUT_MS = 1_500;
+/** Longer than the idle timeout: a failed login is a command that runs past it. */
+const SLOW_FAILURE_MS = 2_000;
 
 describe('session limits', () => {
-  let timeouts: TestServer;
+  let loginTimeout: TestServer;
+  let idle: TestServer;
   let perIp: TestServer;
   let tls13: TestServer;
   let defaults: TestServer;
 
   before(async () => {
-    [timeouts, perIp, tls13, defaults] = await Promise.all([
-      startTestServer({ users: USERS, config: { defender: { enabled: false }, limits: { loginTimeoutMs: LOGIN_TIMEOUT_MS, idleTimeoutMs: IDLE_TIMEOUT_MS } } }),
-      startTestServer({ users: USERS, config: { defender: { enabled: false }, limits: { maxSessionsPerIp: 2 } } }),
-      startTestServer({ users: USERS, config: { defender: { enabled: false }, tls: { minVersion: 'TLSv1.3' } } }),
-      startTestServer({ users: USERS, config: { defender: { enabled: false } } }),
+    const base = { defender: { enabled: false } };
+    [loginTimeout, idle, perIp, tls13, defaults] = await Promise.all([
+      startTestServer({ users: USERS, config: { ...base, limits: { loginTimeoutMs: LOGIN_TIMEOUT_MS, idleTimeoutMs: 30_000 } } }),
+      startTestServer({ users: USERS, config: { ...base, limits: { loginTimeoutMs: 30_000, idleTimeoutMs: IDLE_TIMEOUT_MS, failedLoginDelayMs: SLOW_FAILURE_MS } } }),
+      startTestServer({ users: USERS, config: { ...base, limits: { maxSessionsPerIp: 2 } } }),
+      startTestServer({ users: USERS, config: { ...base, tls: { minVersion: 'TLSv1.3' } } }),
+      startTestServer({ users: USERS, config: base }),
     ]);
   });
 
   after(async () => {
     for (const c of clients) c.close();
-    await Promise.all([timeouts?.close(), perIp?.close(), tls13?.close(), defaults?.close()]);
+    await Promise.all([loginTimeout, idle, perIp, tls13, defaults].map((s) => s?.close()));
   });
 
   describe('timeouts', { concurrency: true }, () => {
     it('closes with 421 when nobody logs in within limits.loginTimeoutMs', async () => {
       const t0 = performance.now();
-      const c = await connect(timeouts.port);
+      const c = await connect(loginTimeout.port);
       await c.authTls();
       assert.equal((await c.send('USER alice')).code, 331);
-      const r = await c.read(5_000);
+      const r = await c.read(LOGIN_TIMEOUT_MS + 10_000);
       const waited = performance.now() - t0;
       assert.equal(r?.code, 421);
       assert.match(r.text, /login timeout/i);
       assert.equal(await c.read(), null, 'connection closed');
-      assert.ok(waited >= LOGIN_TIMEOUT_MS - 50 && waited < LOGIN_TIMEOUT_MS + 2_000, `closed after ${waited.toFixed(0)} ms`);
+      assert.ok(waited >= LOGIN_TIMEOUT_MS - 50, `closed after ${waited.toFixed(0)} ms`);
     });
 
     it('closes with 421 after limits.idleTimeoutMs without a command, counting from the last one', async () => {
-      const c = await connect(timeouts.port);
+      const c = await connect(idle.port);
       assert.equal((await c.login('alice', 'alice-limits-pw')).code, 230);
-      // Logged in: the login timeout no longer applies, and each command restarts the idle clock.
+      // Each command restarts the idle clock.
       for (let i = 0; i < 3; i++) {
-        await new Promise((r) => setTimeout(r, IDLE_TIMEOUT_MS / 2));
+        await new Promise((r) => setTimeout(r, IDLE_TIMEOUT_MS / 3));
         assert.equal((await c.send('NOOP')).code, 200, `NOOP ${i}`);
       }
       const t0 = performance.now();
-      const r = await c.read(5_000);
+      const r = await c.read(IDLE_TIMEOUT_MS + 10_000);
       const waited = performance.now() - t0;
       assert.equal(r?.code, 421);
       assert.match(r.text, /idle timeout/i);
       assert.equal(await c.read(), null, 'connection closed');
       assert.ok(waited >= IDLE_TIMEOUT_MS - 100, `closed after ${waited.toFixed(0)} ms`);
+    });
+
+    it('does not count a command that runs longer than the idle timeout as idleness', async () => {
+      const c = await connect(idle.port);
+      await c.authTls();
+      assert.equal((await c.send('USER alice')).code, 331);
+      const t0 = performance.now();
+      const r = await c.send('PASS wrong');
+      assert.ok(performance.now() - t0 >= IDLE_TIMEOUT_MS, 'the failed login took longer than the idle timeout');
+      assert.equal(r.code, 530, `the login is answered, not cut by the idle timeout: ${r.text}`);
+      assert.equal((await c.send('NOOP')).code, 200);
     });
   });
 

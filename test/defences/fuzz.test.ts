@@ -11,7 +11,8 @@ import { startTestServer, writeHomeFile, type TestServer } from '../helpers/serv
 // Seeded fuzzing of the control channel against a live server: random and mutated command lines over several
 // logged-in TLS sessions. The server must never crash, must keep answering a separate healthy session, must stay
 // within a memory bound, and must not create anything outside the user's home. Bounded in lines and in time; the
-// seed is printed so a failure can be replayed with FUZZ_SEED.
+// seed is printed so a failure can be replayed with FUZZ_SEED
+// (FUZZ_LINES and FUZZ_MS change the bounds for a longer run).
 
 const ALICE = { name: 'alice', password: 'alice-secret' };
 const SEED = Number(process.env.FUZZ_SEED ?? 20_240_917);

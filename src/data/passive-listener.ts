@@ -1,0 +1,139 @@
+import net from 'node:net';
+import type { SecureContext } from 'node:tls';
+import { unmapIPv4 } from '../protocol/address-text.js';
+import type { PassivePortPool } from './passive-ports.js';
+import { DataConnectionRefused, clearDataConnection, startTlsDataConnection, type DataConnection } from './data-connection.js';
+
+export interface PassiveBinding {
+  /** Only this address may connect: the control connection's peer. */
+  expectedPeer: string;
+  /** The control session's context, or null for clear data (PROT C, when policy allows it). */
+  context: SecureContext | null;
+  requireSessionReuse: boolean;
+  /** Told once about a refused connection (wrong address, no or foreign session, failed handshake). */
+  onRefused: (refusal: DataConnectionRefused) => void;
+}
+
+/**
+ * One PASV/EPSV: a listener that accepts exactly one connection, then closes. The connection is checked against the
+ * session binding as soon as it arrives (address at accept, resumption once the TLS handshake completes); the result
+ * waits for the transfer command, which may come before or after the client connects.
+ */
+export class PassiveListener {
+  readonly port: number;
+  readonly #server: net.Server;
+  readonly #binding: PassiveBinding;
+  #result: Promise<DataConnection>;
+  #settle!: { resolve: (c: DataConnection) => void; reject: (e: DataConnectionRefused) => void };
+  #acceptTimer: NodeJS.Timeout | null = null;
+  #socket: net.Socket | null = null;
+  #tlsStart: ReturnType<typeof startTlsDataConnection> | null = null;
+  #closed = false;
+  #settled = false;
+
+  private constructor(server: net.Server, port: number, binding: PassiveBinding) {
+    this.#server = server;
+    this.port = port;
+    this.#binding = binding;
+    this.#result = new Promise((resolve, reject) => (this.#settle = { resolve, reject }));
+    // Nobody may be awaiting yet; a refusal before the transfer command must not be an unhandled rejection.
+    this.#result.catch(() => undefined);
+  }
+
+  static async open(pool: PassivePortPool, host: string, binding: PassiveBinding, acceptTimeoutMs: number): Promise<PassiveListener> {
+    const server = net.createServer({ pauseOnConnect: true });
+    const port = await pool.listen(server, host);
+    const listener = new PassiveListener(server, port, binding);
+    server.on('connection', (s) => listener.#onConnection(s));
+    server.on('error', () => listener.close());
+    listener.#acceptTimer = setTimeout(() => listener.#refuse('accept_timeout', ''), acceptTimeoutMs).unref();
+    return listener;
+  }
+
+  #onConnection(socket: net.Socket): void {
+    const peer = unmapIPv4(socket.remoteAddress ?? '');
+    if (this.#socket !== null || this.#closed) {
+      socket.destroy();
+      return;
+    }
+    this.#socket = socket;
+    this.#stopListening();
+    if (peer !== unmapIPv4(this.#binding.expectedPeer)) {
+      socket.destroy();
+      this.#refuse('wrong_address', peer);
+      return;
+    }
+    socket.setNoDelay(true);
+    socket.on('error', () => undefined);
+    if (this.#binding.context === null) {
+      this.#settled = true;
+      this.#settle.resolve(clearDataConnection(socket, peer));
+      socket.resume();
+      return;
+    }
+    const started = startTlsDataConnection(socket, this.#binding.context, peer);
+    this.#tlsStart = started;
+    started.socket.once('secure', () => {
+      if (this.#binding.requireSessionReuse && !started.socket.isSessionReused()) {
+        this.#refuse(started.offeredResumption() ? 'foreign_session' : 'no_ticket_offered', peer);
+        started.socket.destroy();
+        return;
+      }
+      this.#settled = true;
+      this.#settle.resolve(started.connection());
+    });
+    started.socket.once('error', (err) => this.#refuse('handshake_failed', peer, err));
+    started.socket.once('close', () => this.#refuse('closed', peer));
+    socket.resume();
+  }
+
+  /**
+   * Waits for the verified connection. The handshake clock starts here, not at accept: ftplib and curl connect at
+   * PASV time but start TLS only after our 150 reply.
+   */
+  async connection(handshakeTimeoutMs: number, signal: AbortSignal): Promise<DataConnection> {
+    const timer = setTimeout(() => this.#refuse(this.#socket === null ? 'accept_timeout' : 'handshake_timeout', ''), handshakeTimeoutMs).unref();
+    const onAbort = () => this.#refuse('closed', '');
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await this.#result;
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** The security-relevant outcome, for logging, without waiting. */
+  get peerSeen(): boolean {
+    return this.#socket !== null;
+  }
+
+  #refuse(reason: DataConnectionRefused['reason'], peer: string, cause?: unknown): void {
+    const refusal = new DataConnectionRefused(reason, peer, { cause });
+    if (!this.#settled && reason !== 'closed' && reason !== 'accept_timeout') this.#binding.onRefused(refusal);
+    this.#settled = true;
+    this.#settle.reject(refusal);
+    this.close();
+  }
+
+  #stopListening(): void {
+    if (this.#acceptTimer !== null) clearTimeout(this.#acceptTimer);
+    this.#acceptTimer = null;
+    if (this.#server.listening) this.#server.close();
+  }
+
+  /** Closes the listener; a connection not yet handed to a transfer is dropped. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#stopListening();
+    this.#settle.reject(new DataConnectionRefused('closed', ''));
+  }
+
+  /** Drops everything including a connection already handed out (ABOR, session end). */
+  destroy(): void {
+    this.close();
+    this.#tlsStart?.socket.destroy();
+    this.#socket?.destroy();
+  }
+}

@@ -1,0 +1,260 @@
+import assert from 'node:assert/strict';
+import { constants } from 'node:crypto';
+import net from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import type tls from 'node:tls';
+import { ControlClient } from '../helpers/control-client.js';
+import { passiveRange, startTestServer, writeHomeFile, type TestServer } from '../helpers/server.js';
+
+// The data layer's promise (DESIGN.md "Binding data connections to their control session"): a passive port accepts
+// only a TLS connection that resumes *this* control session's TLS session and comes from the control peer's address.
+// Everything else is refused with 425 and logged with a stable reason.
+
+const USER = 'alice';
+const PASSWORD = 'alice-secret';
+const CONTENT = Buffer.from('the file behind the passive port\n');
+const VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
+type TlsVersion = (typeof VERSIONS)[number];
+
+/** The defender would ban 127.0.0.1 after a few deliberate refusals; its own tests cover it. */
+const QUIET_DEFENDER = { defender: { threshold: 10_000 } };
+
+function pinned(version: TlsVersion): tls.ConnectionOptions {
+  return { minVersion: version, maxVersion: version };
+}
+
+async function loggedInWith(t: TestServer, options: tls.ConnectionOptions): Promise<ControlClient> {
+  const c = await ControlClient.connect(t.port);
+  assert.equal((await c.read())?.code, 220);
+  const r = await c.login(USER, PASSWORD, options);
+  assert.equal(r.code, 230, r.text);
+  return c;
+}
+
+function loggedIn(t: TestServer, version: TlsVersion): Promise<ControlClient> {
+  return loggedInWith(t, pinned(version));
+}
+
+/** Log lines with `event`, waited for (bounded): the refusal is logged when the handshake ends, maybe after the reply. */
+async function logEvents(t: TestServer, event: string, match: (l: Record<string, unknown>) => boolean = () => true, min = 1): Promise<Array<Record<string, unknown>>> {
+  const deadline = Date.now() + 3_000;
+  for (;;) {
+    const found = t.logs().filter((l) => l.event === event && l.audit !== true && match(l));
+    if (found.length >= min || Date.now() > deadline) return found;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** RETR over a data connection made with `opts`; returns the final reply and what the client received. */
+async function retrWith(c: ControlClient, name: string, opts: Parameters<ControlClient['dataConnect']>[1]) {
+  const port = await c.epsv();
+  const data = c.dataConnect(port, opts);
+  const first = await c.send(`RETR ${name}`);
+  assert.equal(first.code, 150, first.text);
+  const final = await c.read();
+  const received = await data.received;
+  return { final, received, secured: await data.secured };
+}
+
+describe('data connection bound to its control session', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startTestServer({ config: QUIET_DEFENDER });
+    await writeHomeFile(t, USER, 'file.txt', CONTENT);
+  });
+  after(() => t.close());
+
+  for (const version of VERSIONS) {
+    test(`${version}: a data connection resuming the control session is accepted`, async () => {
+      const c = await loggedIn(t, version);
+      try {
+        const { final, received } = await retrWith(c, 'file.txt', { tlsOptions: pinned(version) });
+        assert.equal(final?.code, 226, final?.text);
+        assert.deepEqual(received, CONTENT);
+      } finally {
+        c.close();
+      }
+    });
+
+    test(`${version}: a data connection offering no TLS session is refused with 425 (no_ticket_offered)`, async () => {
+      const c = await loggedIn(t, version);
+      try {
+        const { final, received } = await retrWith(c, 'file.txt', { session: null, tlsOptions: pinned(version) });
+        assert.equal(final?.code, 425);
+        assert.match(final?.text ?? '', /not resumed/);
+        assert.equal(received.length, 0, 'no file byte may reach an unbound connection');
+        const lines = await logEvents(t, 'data_connection_refused', (l) => l.reason === 'no_ticket_offered' && l.sid !== undefined);
+        assert.ok(lines.length >= 1, 'a data_connection_refused line with reason no_ticket_offered');
+        // The session survives: the next, properly resumed, transfer works.
+        const again = await retrWith(c, 'file.txt', { tlsOptions: pinned(version) });
+        assert.equal(again.final?.code, 226, again.final?.text);
+        assert.deepEqual(again.received, CONTENT);
+      } finally {
+        c.close();
+      }
+    });
+
+    test(`${version}: another control session's TLS session is refused with 425 (foreign_session)`, async () => {
+      const a = await loggedIn(t, version);
+      const b = await loggedIn(t, version);
+      try {
+        const before = (await logEvents(t, 'data_connection_refused', (l) => l.reason === 'foreign_session', 0)).length;
+        const stolen = a.tlsSession;
+        assert.ok(stolen !== undefined, "A's control connection holds a TLS session");
+        // The attacker (A) races to B's passive port with A's own, perfectly valid, session.
+        const { final, received } = await retrWith(b, 'file.txt', { session: stolen, tlsOptions: pinned(version) });
+        assert.equal(final?.code, 425);
+        assert.match(final?.text ?? '', /not resumed/);
+        assert.equal(received.length, 0, 'no file byte may reach the other session');
+        const lines = await logEvents(t, 'data_connection_refused', (l) => l.reason === 'foreign_session', before + 1);
+        assert.equal(lines.length, before + 1, 'a data_connection_refused line with reason foreign_session');
+      } finally {
+        a.close();
+        b.close();
+      }
+    });
+  }
+
+  test('TLSv1.2 without tickets (session-ID resumption, as curl does): own session accepted, another refused', async () => {
+    // SSL_OP_NO_TICKET: the client resumes by session ID alone, so the server must keep the session itself.
+    const noTickets: tls.ConnectionOptions = { ...pinned('TLSv1.2'), secureOptions: constants.SSL_OP_NO_TICKET };
+    const a = await loggedInWith(t, noTickets);
+    const b = await loggedInWith(t, noTickets);
+    try {
+      const own = await retrWith(b, 'file.txt', { tlsOptions: noTickets });
+      assert.equal(own.final?.code, 226, own.final?.text);
+      assert.deepEqual(own.received, CONTENT);
+      const foreign = await retrWith(b, 'file.txt', { session: a.tlsSession, tlsOptions: noTickets });
+      assert.equal(foreign.final?.code, 425);
+      assert.equal(foreign.received.length, 0);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  test('a data connection from another address is refused with 425 "another address" (wrong_address)', async () => {
+    const c = await loggedIn(t, 'TLSv1.3');
+    try {
+      const { final, received } = await retrWith(c, 'file.txt', { localAddress: '127.0.0.2' });
+      assert.equal(final?.code, 425);
+      assert.match(final?.text ?? '', /another address/);
+      assert.equal(received.length, 0);
+      const lines = await logEvents(t, 'data_connection_refused', (l) => l.reason === 'wrong_address');
+      assert.equal(lines[0]?.peer, '127.0.0.2');
+      assert.equal(lines[0]?.expected, '127.0.0.1');
+    } finally {
+      c.close();
+    }
+  });
+
+  test('PASV and EPSV before PROT P are refused with 521 under the default policy', async () => {
+    const c = await ControlClient.connect(t.port);
+    try {
+      await c.read();
+      assert.equal((await c.authTls()).code, 234);
+      assert.equal((await c.send(`USER ${USER}`)).code, 331);
+      assert.equal((await c.send(`PASS ${PASSWORD}`)).code, 230);
+      assert.equal((await c.send('PASV')).code, 521);
+      assert.equal((await c.send('EPSV')).code, 521);
+      assert.equal((await c.send('PBSZ 0')).code, 200);
+      assert.equal((await c.send('PROT P')).code, 200);
+      assert.equal((await c.send('PASV')).code, 227);
+    } finally {
+      c.close();
+    }
+  });
+
+  test('a new PASV/EPSV replaces the previous listener: the old port refuses connections', async () => {
+    const c = await loggedIn(t, 'TLSv1.3');
+    try {
+      const pasv = await c.send('PASV');
+      const m = /\(127,0,0,1,(\d+),(\d+)\)/.exec(pasv.text);
+      assert.ok(pasv.code === 227 && m !== null, pasv.text);
+      const old = Number(m[1]) * 256 + Number(m[2]);
+      // Ports are drawn at random from the range; the old one may be drawn again. Bounded retries.
+      let fresh = await c.epsv();
+      for (let i = 0; i < 10 && fresh === old; i++) fresh = await c.epsv();
+      assert.notEqual(fresh, old);
+      const refused = await new Promise<string>((resolve) => {
+        const s = net.connect({ port: old, host: '127.0.0.1' });
+        s.once('connect', () => {
+          s.destroy();
+          resolve('connected');
+        });
+        s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+      });
+      assert.equal(refused, 'ECONNREFUSED');
+      const data = c.dataConnect(fresh);
+      assert.equal((await c.send('RETR file.txt')).code, 150);
+      assert.equal((await c.read())?.code, 226);
+      assert.deepEqual(await data.received, CONTENT);
+    } finally {
+      c.close();
+    }
+  });
+});
+
+describe('passive listener accept timeout', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startTestServer({ config: { ...QUIET_DEFENDER, pasv: { acceptTimeoutMs: 300 } } });
+    await writeHomeFile(t, USER, 'file.txt', CONTENT);
+  });
+  after(() => t.close());
+
+  test('a data connection never made: 425 after pasv.acceptTimeoutMs, whether RETR comes before or after it', async () => {
+    const c = await loggedIn(t, 'TLSv1.3');
+    try {
+      await c.epsv();
+      const started = Date.now();
+      assert.equal((await c.send('RETR file.txt')).code, 150);
+      const r = await c.read();
+      assert.equal(r?.code, 425);
+      assert.match(r?.text ?? '', /did not connect/);
+      assert.ok(Date.now() - started < 5_000, 'refused after the accept timeout, not the handshake timeout');
+
+      await c.epsv();
+      await new Promise((res) => setTimeout(res, 500));
+      assert.equal((await c.send('RETR file.txt')).code, 150);
+      assert.equal((await c.read())?.code, 425);
+    } finally {
+      c.close();
+    }
+  });
+});
+
+describe('passive port range', () => {
+  let t: TestServer;
+  const range = passiveRange(1);
+  before(async () => {
+    t = await startTestServer({ config: { ...QUIET_DEFENDER, pasv: range } });
+  });
+  after(() => t.close());
+
+  test('an exhausted passive range answers 425 and logs pasv_exhausted', async () => {
+    const holder = await loggedIn(t, 'TLSv1.3');
+    const other = await loggedIn(t, 'TLSv1.3');
+    try {
+      // Held by a session that never connects to it (the listener lives until pasv.acceptTimeoutMs, 30 s).
+      const held = await holder.epsv();
+      assert.equal(held, range.minPort);
+      const r = await other.send('EPSV');
+      assert.equal(r.code, 425, r.text);
+      const lines = await logEvents(t, 'pasv_exhausted');
+      assert.ok(lines.length >= 1, 'a pasv_exhausted log line');
+      assert.equal(lines[0]?.range, `${range.minPort}-${range.maxPort}`);
+      // The holder's session ends: its port goes back to the range.
+      holder.close();
+      let next = await other.send('EPSV');
+      for (let i = 0; i < 50 && next.code !== 229; i++) {
+        await new Promise((res) => setTimeout(res, 20));
+        next = await other.send('EPSV');
+      }
+      assert.equal(next.code, 229, next.text);
+    } finally {
+      holder.close();
+      other.close();
+    }
+  });
+});
