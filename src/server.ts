@@ -212,10 +212,14 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([Promise.all(busy), new Promise((r) => (timer = setTimeout(r, graceMs).unref()))]);
       clearTimeout(timer);
-      for (const s of server.sessions) {
+      const remaining = [...server.sessions];
+      for (const s of remaining) {
         s.send({ code: 421, text: 'Server shutting down' });
         s.close('shutdown');
       }
+      // Closing aborts what still runs; wait for the aborts themselves (an upload moves its bytes to the partial
+      // name, never to the target) so the process does not exit under them.
+      await Promise.race([Promise.all(remaining.map((s) => s.settled())), new Promise((r) => setTimeout(r, config.limits.dataCloseTimeoutMs).unref())]);
       await stopped;
       listening = false;
       await metricsServer?.close();

@@ -19,7 +19,9 @@ export function registerServeCommands(program: Command, deps: ServeDeps): void {
     .action((opts: { config?: string }) => {
       const { config, file } = deps.loadConfig(opts.config);
       console.log(`configuration ${file ?? '(embedded defaults)'} is valid`);
-      console.log(JSON.stringify(config, null, 2));
+      // Secrets (the ACME EAB key) are not echoed into terminals and CI logs.
+      const shown = { ...config, acme: { ...config.acme, eab: { ...config.acme.eab, hmacKey: config.acme.eab.hmacKey === '' ? '' : '[redacted]' } } };
+      console.log(JSON.stringify(shown, null, 2));
     });
 
   program

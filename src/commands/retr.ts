@@ -1,3 +1,5 @@
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { lfToCrlf } from '../data/ascii-mode.js';
 import { sendToClient } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
@@ -20,7 +22,8 @@ export const RETR: CommandSpec = {
     const chunk = s.server.config.limits.transferChunkBytes;
     // Opened before 150 so a missing or unreadable file is a plain 550, with no data connection wasted.
     const file = await s.storage.openRead(path, offset, chunk);
-    const source = s.params.type === 'A' ? file.pipe(lfToCrlf()) : file;
+    // pipeline (not pipe) so a read error in the middle ends the transfer at once instead of at the stall timeout.
+    const source = s.params.type === 'A' ? asciiSource(file) : file;
     const started = Date.now();
     const mode = s.params.type === 'A' ? 'ASCII' : 'BINARY';
     // Counted as they go, so an aborted download is audited with what actually left.
@@ -44,3 +47,9 @@ export const RETR: CommandSpec = {
     }
   },
 };
+
+function asciiSource(file: Readable): Readable {
+  const convert = lfToCrlf();
+  pipeline(file, convert).catch((err: unknown) => convert.destroy(err as Error));
+  return convert;
+}
