@@ -109,10 +109,13 @@ export class PassiveListener {
   }
 
   #refuse(reason: DataConnectionRefused['reason'], peer: string, cause?: unknown): void {
-    const refusal = new DataConnectionRefused(reason, peer, { cause });
-    if (!this.#settled && reason !== 'closed' && reason !== 'accept_timeout') this.#binding.onRefused(refusal);
-    this.#settled = true;
-    this.#settle.reject(refusal);
+    // Once settled (the normal end of every transfer ends here too), nobody reads a refusal: don't build one.
+    if (!this.#settled) {
+      const refusal = new DataConnectionRefused(reason, peer, { cause });
+      if (reason !== 'closed' && reason !== 'accept_timeout') this.#binding.onRefused(refusal);
+      this.#settled = true;
+      this.#settle.reject(refusal);
+    }
     this.close();
   }
 
@@ -127,7 +130,10 @@ export class PassiveListener {
     if (this.#closed) return;
     this.#closed = true;
     this.#stopListening();
-    this.#settle.reject(new DataConnectionRefused('closed', ''));
+    if (!this.#settled) {
+      this.#settled = true;
+      this.#settle.reject(new DataConnectionRefused('closed', ''));
+    }
   }
 
   /** Drops everything including a connection already handed out (ABOR, session end). */
