@@ -1,6 +1,6 @@
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { Logger } from 'pino';
-import { AcmeManager } from './acme/acme-manager.js';
+import type { AcmeManager } from './acme/acme-manager.js';
 import { AuditLog } from './audit/audit-log.js';
 import { resolveAuditPaths } from './audit/chain.js';
 import { PasswordHasher } from './auth/password-hasher.js';
@@ -133,7 +133,8 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
   });
 
   // ACME replaces the self-signed certificate installed above once its first order succeeds, and renews by itself.
-  const acme = config.acme.enabled ? new AcmeManager({ config, certStore, log, audit, baseDir }) : null;
+  // Loaded only when used: acme-client and its HTTP stack cost a third of a second and megabytes at start-up.
+  const acme = config.acme.enabled ? new (await import('./acme/acme-manager.js')).AcmeManager({ config, certStore, log, audit, baseDir }) : null;
 
   const reloadCertificate = async (): Promise<boolean> => {
     if (acme !== null) return acme.reload();

@@ -4,7 +4,6 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { AcmeError, errorDetail } from '../acme/acme-error.js';
-import { AcmeManager } from '../acme/acme-manager.js';
 import { AcmeStore } from '../acme/acme-store.js';
 import type { Config } from '../config/schema.js';
 import { type Logger, createLogger } from '../log/logger.js';
@@ -59,6 +58,8 @@ export function registerCertCommands(program: Command, deps: CertCommandDeps): v
       const config = load(cmd, deps, opts.config);
       if (!config.acme.enabled) cmd.error('acme.enabled is false: set it (with acme.domains and acme.termsAgreed) to order certificates', { exitCode: EXIT_CONFIG });
       const log = deps.log ?? createLogger(config.log.level, pino.destination({ fd: 2, sync: true }));
+      // acme-client is loaded only by the command that talks to a CA.
+      const { AcmeManager } = await import('../acme/acme-manager.js');
       const manager = new AcmeManager({ config, certStore: new CertStore(), log });
       try {
         const result = await manager.renewNow(opts.force === true);
