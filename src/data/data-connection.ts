@@ -46,12 +46,12 @@ export interface DataSource {
 
 /**
  * Wraps an accepted socket in server-side TLS on the control session's SecureContext. The TLS layer is fed through a
- * small JS duplex rather than the socket's handle so that we see the raw TCP end ourselves: if the TLS stream ended
- * before TCP did, the client sent close_notify; if TCP ended first, the upload was cut off.
+ * small JS duplex rather than the socket's handle so that we see when the raw TCP end reaches the TLS layer: if the
+ * cleartext stream ended before that, the client sent close_notify; if only then, the upload was cut off.
  */
 export function startTlsDataConnection(raw: net.Socket, context: SecureContext, peer: string) {
-  let rawEnded = false;
-  let tlsEndedFirst = false;
+  let tcpEofDelivered = false;
+  let closeNotify = false;
   let offer: ReturnType<typeof readResumptionOffer> = null;
   let first = true;
   const pipe = new Duplex({
@@ -76,16 +76,32 @@ export function startTlsDataConnection(raw: net.Socket, context: SecureContext, 
     }
     if (!pipe.push(chunk)) raw.pause();
   });
+  let rawEnded = false;
   raw.on('end', () => {
     rawEnded = true;
     pipe.push(null);
   });
+  // Runs before the TLS layer's own 'end' listener, which hands the TCP EOF to TLS: from here on, an end of the
+  // cleartext stream comes from the TCP EOF; before it, only from a close_notify in the data already delivered.
+  pipe.prependListener('end', () => (tcpEofDelivered = true));
   raw.on('error', (err) => pipe.destroy(err));
-  raw.on('close', () => pipe.destroy());
-  const socket: TLSSocket = new tls.TLSSocket(pipe, { isServer: true, secureContext: context, server: sessionIdCache(context) });
-  socket.on('end', () => {
-    if (!rawEnded) tlsEndedFirst = true;
+  // After a normal TCP end the socket closes at once, while the TLS layer may still be working through buffered
+  // bytes (a slow disk): destroying the duplex then would cut off the tail of a complete upload.
+  raw.on('close', () => {
+    if (!rawEnded) pipe.destroy();
   });
+  const socket: TLSSocket = new tls.TLSSocket(pipe, { isServer: true, secureContext: context, server: sessionIdCache(context) });
+  // Errors reach whoever uses the connection (the listener during the handshake, pipeline() during a transfer); a
+  // late one (a close_notify written after the client already closed) must not become an uncaught exception.
+  socket.on('error', () => undefined);
+  // The TLS layer ends its cleartext stream with push(null) at the very moment it decrypts a close_notify, or when
+  // the TCP EOF reaches it. Comparing 'end' events instead is racy: under backpressure (slow disk) the TLS layer
+  // reads the close_notify long after TCP has ended, and a complete upload would be taken for a truncated one.
+  const push = socket.push.bind(socket);
+  socket.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
+    if (chunk === null && !tcpEofDelivered) closeNotify = true;
+    return push(chunk, encoding);
+  };
   return {
     socket,
     offeredResumption: () => offeredResumption(offer),
@@ -94,7 +110,7 @@ export function startTlsDataConnection(raw: net.Socket, context: SecureContext, 
         stream: socket,
         peer,
         tls: describeTls(socket),
-        endedCleanly: () => tlsEndedFirst,
+        endedCleanly: () => closeNotify,
         destroy: () => {
           socket.destroy();
           raw.destroy();
