@@ -4,13 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/install-test-deps.sh
-stamp=node_modules/.package-lock.json
-if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
-  npm install --no-audit --no-fund
-  touch "$stamp"
-fi
-npx tsc -p tsconfig.json
+bash scripts/prepare-build.sh
 # The bench sources are not in either tsconfig; check them with the same strictness.
 npx tsc --noEmit --strict --target ES2022 --module NodeNext --moduleResolution NodeNext --types node \
   --skipLibCheck --noImplicitOverride bench/*.ts

@@ -3,18 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/install-test-deps.sh
-
-# `npm install && npm test` and a plain `npm test` on a fresh checkout both work.
-# npm records what it installed in node_modules/.package-lock.json; touching it afterwards keeps an install that
-# changed nothing from being repeated on every run.
-stamp=node_modules/.package-lock.json
-if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
-  npm install --no-audit --no-fund
-  touch "$stamp"
-fi
-
-npx tsc -p tsconfig.json
+bash scripts/prepare-build.sh
 npx tsc -p test/tsconfig.json --noEmit
 
 # Node 20's --test does not expand globs itself.
