@@ -80,11 +80,7 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
  */
 export function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
   const out = structuredClone(raw);
-  const defaults = defaultConfig() as unknown as Record<string, unknown>;
-  for (const [name, value] of Object.entries(env)) {
-    if (!name.startsWith(ENV_PREFIX) || value === undefined) continue;
-    const keyPath = resolveEnvPath(name.slice(ENV_PREFIX.length).split('_'), defaults);
-    if (keyPath === null) continue; // FTPSD_CONFIG and similar are not settings
+  for (const { keyPath, value } of envOverrides(env)) {
     let target = out;
     for (const key of keyPath.slice(0, -1)) {
       const next = target[key];
@@ -96,16 +92,21 @@ export function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.Proc
   return out;
 }
 
-/** Dotted key → the FTPSD_* variable that set it. */
-function envSources(env: NodeJS.ProcessEnv): Map<string, string> {
+/** The FTPSD_* variables that name a setting, with the key path each one sets (FTPSD_CONFIG and the like are not). */
+function envOverrides(env: NodeJS.ProcessEnv): Array<{ name: string; keyPath: string[]; value: string }> {
   const defaults = defaultConfig() as unknown as Record<string, unknown>;
-  const out = new Map<string, string>();
+  const found: Array<{ name: string; keyPath: string[]; value: string }> = [];
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith(ENV_PREFIX) || value === undefined) continue;
     const keyPath = resolveEnvPath(name.slice(ENV_PREFIX.length).split('_'), defaults);
-    if (keyPath !== null) out.set(keyPath.join('.'), name);
+    if (keyPath !== null) found.push({ name, keyPath, value });
   }
-  return out;
+  return found;
+}
+
+/** Dotted key → the FTPSD_* variable that set it. */
+function envSources(env: NodeJS.ProcessEnv): Map<string, string> {
+  return new Map(envOverrides(env).map((o) => [o.keyPath.join('.'), o.name]));
 }
 
 function annotateEnvSource(problem: string, sources: Map<string, string>): string {

@@ -1,4 +1,5 @@
 import type { SecureContext } from 'node:tls';
+import type { Config } from '../config/schema.js';
 import { FtpError } from '../errors.js';
 import { ActiveConnector } from '../data/active-connector.js';
 import { DataConnectionRefused, type DataConnection, type DataSource, type RefusalReason } from '../data/data-connection.js';
@@ -30,6 +31,19 @@ const REFUSAL_METRIC = {
   connect_failed: 'handshake_failed',
   closed: 'handshake_failed',
 } as const satisfies Record<RefusalReason, Parameters<MetricsSink['dataConnection']>[0]>;
+
+type AddressOverrides = Config['pasv']['addressOverrides'];
+const overrideCache = new WeakMap<AddressOverrides, Array<{ networks: CidrSet; address: string }>>();
+
+/** pasv.addressOverrides parsed once per configuration, not on every PASV. */
+function parsedOverrides(overrides: AddressOverrides): Array<{ networks: CidrSet; address: string }> {
+  let parsed = overrideCache.get(overrides);
+  if (parsed === undefined) {
+    parsed = overrides.map((o) => ({ networks: new CidrSet([o.cidr]), address: o.address }));
+    overrideCache.set(overrides, parsed);
+  }
+  return parsed;
+}
 
 type Active = { controller: AbortController; done: Promise<void> };
 
@@ -112,7 +126,7 @@ export class DataChannel {
   advertisedAddress(): string {
     const s = this.#session;
     const pasv = s.server.config.pasv;
-    for (const o of pasv.addressOverrides) if (new CidrSet([o.cidr]).has(s.peerIp)) return o.address;
+    for (const o of parsedOverrides(pasv.addressOverrides)) if (o.networks.has(s.peerIp)) return o.address;
     if (pasv.externalAddress !== '') return pasv.externalAddress;
     return s.localAddress;
   }
