@@ -33,5 +33,6 @@ EXPOSE 2121 50000-50100
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 CMD ["node", "dist/ops/healthcheck.js"]
 # SIGTERM stops gracefully: give `docker stop` more than shutdown.graceMs (30 s by default): docker stop -t 40.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "bin/ftpsd.js"]
+# --max-semi-space-size: see "Node.js runtime flag" in docs/admin-guide.md.
+ENTRYPOINT ["node", "--max-semi-space-size=4", "bin/ftpsd.js"]
 CMD ["serve"]

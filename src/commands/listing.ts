@@ -21,7 +21,7 @@ export async function listTarget(s: Session, arg: string): Promise<{ path: strin
 export async function sendListing(s: Session, lines: string[]): Promise<Reply> {
   const body = Buffer.from(lines.map((l) => `${l}\r\n`).join(''), 'utf8');
   let sent = 0;
-  const reply = await s.data.transfer('Here comes the directory listing', async (conn, signal) => {
+  const reply = await s.data.transfer('download', 'Here comes the directory listing', async (conn, signal) => {
     const out = await sendToClient(Readable.from([body]), conn, transferLimits(s, 'download'), signal, s.server.config.limits.transferChunkBytes);
     sent = out.bytes;
     return { code: 226, text: 'Directory send OK' };

@@ -30,7 +30,7 @@ export const RETR: CommandSpec = {
     const progress = { bytes: 0 };
     let conn: Parameters<typeof auditTransfer>[1]['conn'] = null;
     try {
-      const reply = await s.data.transfer(`Opening ${mode} mode data connection for ${path} (${info.size} bytes)`, async (c, signal) => {
+      const reply = await s.data.transfer('download', `Opening ${mode} mode data connection for ${path} (${info.size} bytes)`, async (c, signal) => {
         conn = c;
         await sendToClient(source, c, transferLimits(s, 'download'), signal, chunk, progress);
         return { code: 226, text: 'Transfer complete' };

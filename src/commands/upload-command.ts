@@ -25,7 +25,7 @@ export async function runUpload(s: Session, path: string, mode: UploadMode, prel
   let receivedAny = false;
   let conn: DataConnection | null = null;
   try {
-    const reply = await s.data.transfer(preliminary, async (c, signal) => {
+    const reply = await s.data.transfer('upload', preliminary, async (c, signal) => {
       conn = c;
       receivedAny = true;
       let sink: Writable = upload.stream;

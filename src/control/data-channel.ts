@@ -2,7 +2,7 @@ import type { SecureContext } from 'node:tls';
 import type { Config } from '../config/schema.js';
 import { FtpError } from '../errors.js';
 import { ActiveConnector } from '../data/active-connector.js';
-import { DataConnectionRefused, type DataConnection, type DataSource, type RefusalReason } from '../data/data-connection.js';
+import { DataConnectionRefused, type DataConnection, type DataSource, type RefusalReason, type TransferDirection } from '../data/data-connection.js';
 import { PassiveListener } from '../data/passive-listener.js';
 import type { MetricsSink } from '../metrics/metrics-sink.js';
 import type { Reply } from '../protocol/reply.js';
@@ -81,6 +81,7 @@ export class DataChannel {
           expectedPeer: s.peerIp,
           context,
           requireSessionReuse: cfg.tls.requireDataSessionReuse,
+          chunkBytes: cfg.limits.transferChunkBytes,
           onRefused: (refusal) => this.#onRefused(refusal),
         },
         cfg.pasv.acceptTimeoutMs,
@@ -105,7 +106,12 @@ export class DataChannel {
     const context = this.#replacePending();
     this.#pending = new ActiveConnector(
       { host, port, localAddress: s.localAddress },
-      { context, requireSessionReuse: s.server.config.tls.requireDataSessionReuse, onRefused: (refusal) => this.#onRefused(refusal) },
+      {
+        context,
+        requireSessionReuse: s.server.config.tls.requireDataSessionReuse,
+        chunkBytes: s.server.config.limits.transferChunkBytes,
+        onRefused: (refusal) => this.#onRefused(refusal),
+      },
       s.server.config.activeMode.connectTimeoutMs,
     );
   }
@@ -143,9 +149,10 @@ export class DataChannel {
 
   /**
    * Runs one transfer command: 150, then the verified data connection, then `work`. Returns the final reply (226 from
-   * `work`, or 425/426). ABOR and session end abort it through the signal.
+   * `work`, or 425/426). ABOR and session end abort it through the signal. `direction` picks the data connection's TLS
+   * path (see startTlsDataConnection).
    */
-  async transfer(preliminary: string, work: (conn: DataConnection, signal: AbortSignal) => Promise<Reply>): Promise<Reply> {
+  async transfer(direction: TransferDirection, preliminary: string, work: (conn: DataConnection, signal: AbortSignal) => Promise<Reply>): Promise<Reply> {
     const s = this.#session;
     const listener = this.#pending;
     if (listener === null) throw new FtpError(425, 'Use PASV or EPSV first', { reason: 'no_data_connection' });
@@ -157,7 +164,7 @@ export class DataChannel {
       s.send({ code: 150, text: preliminary });
       let conn: DataConnection;
       try {
-        conn = await listener.connection(s.server.config.tls.handshakeTimeoutMs, controller.signal);
+        conn = await listener.connection(s.server.config.tls.handshakeTimeoutMs, controller.signal, direction);
       } catch (err) {
         if (controller.signal.aborted) return { code: 426, text: 'Connection closed; transfer aborted' };
         const reason = err instanceof DataConnectionRefused ? err.reason : 'closed';

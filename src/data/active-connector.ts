@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { SecureContext } from 'node:tls';
-import { DataConnectionRefused, clearDataConnection, startTlsDataConnection, type DataConnection, type DataSource } from './data-connection.js';
+import { DataConnectionRefused, clearDataConnection, onFirstBytes, startTlsDataConnection, type DataConnection, type DataSource, type TlsDataStart, type TransferDirection } from './data-connection.js';
 
 export interface ActiveTarget {
   /** The client's address, already checked to be the control connection's peer. */
@@ -15,6 +15,8 @@ export interface ActiveBinding {
   /** The control session's context, or null for clear data (PROT C, when policy allows it). */
   context: SecureContext | null;
   requireSessionReuse: boolean;
+  /** limits.transferChunkBytes: how much received TLS data an upload buffers before reading pauses. */
+  chunkBytes: number;
   /** Told once about a refused connection (no or foreign session, failed handshake). */
   onRefused: (refusal: DataConnectionRefused) => void;
 }
@@ -42,7 +44,7 @@ export class ActiveConnector implements DataSource {
   }
 
   /** Connects out, then (with a context) runs the TLS handshake as server and checks session reuse. Once only. */
-  async connection(handshakeTimeoutMs: number, signal: AbortSignal): Promise<DataConnection> {
+  async connection(handshakeTimeoutMs: number, signal: AbortSignal, direction: TransferDirection): Promise<DataConnection> {
     const peer = this.#target.host;
     if (this.#used || this.#abort.signal.aborted) throw new DataConnectionRefused('closed', peer);
     this.#used = true;
@@ -51,7 +53,7 @@ export class ActiveConnector implements DataSource {
     raw.setNoDelay(true);
     raw.on('error', () => undefined);
     const context = this.#binding.context;
-    const conn = context === null ? clearDataConnection(raw, peer) : await this.#handshake(raw, context, handshakeTimeoutMs, stop);
+    const conn = context === null ? clearDataConnection(raw, peer) : await this.#handshake(raw, context, direction, handshakeTimeoutMs, stop);
     this.#conn = conn;
     return conn;
   }
@@ -84,11 +86,9 @@ export class ActiveConnector implements DataSource {
     });
   }
 
-  #handshake(raw: net.Socket, context: SecureContext, handshakeTimeoutMs: number, stop: AbortSignal): Promise<DataConnection> {
+  #handshake(raw: net.Socket, context: SecureContext, direction: TransferDirection, handshakeTimeoutMs: number, stop: AbortSignal): Promise<DataConnection> {
     const peer = this.#target.host;
-    const started = startTlsDataConnection(raw, context, peer);
-    // A late error after the hand-over (the transfer has its own listeners) must not become an uncaught exception.
-    started.socket.on('error', () => undefined);
+    let started: TlsDataStart | null = null;
     return new Promise((resolve, reject) => {
       let settled = false;
       const finish = (refusal: DataConnectionRefused | null) => {
@@ -96,24 +96,31 @@ export class ActiveConnector implements DataSource {
         settled = true;
         clearTimeout(timer);
         stop.removeEventListener('abort', onAbort);
-        if (refusal === null) return resolve(started.connection());
-        if (refusal.reason !== 'closed') this.#binding.onRefused(refusal);
-        started.socket.destroy();
+        if (refusal === null && started !== null) return resolve(started.connection());
+        if (refusal !== null && refusal.reason !== 'closed') this.#binding.onRefused(refusal);
+        started?.socket.destroy();
         raw.destroy();
-        reject(refusal);
+        reject(refusal ?? new DataConnectionRefused('closed', peer));
       };
       const onAbort = () => finish(new DataConnectionRefused('closed', peer));
       const timer = setTimeout(() => finish(new DataConnectionRefused('handshake_timeout', peer)), handshakeTimeoutMs).unref();
       stop.addEventListener('abort', onAbort, { once: true });
-      started.socket.once('secure', () => {
-        if (this.#binding.requireSessionReuse && !started.socket.isSessionReused()) {
-          finish(new DataConnectionRefused(started.offeredResumption() ? 'foreign_session' : 'no_ticket_offered', peer));
-          return;
-        }
-        finish(null);
+      raw.once('close', () => finish(new DataConnectionRefused('closed', peer)));
+      onFirstBytes(raw, (first) => {
+        const tlsStart = startTlsDataConnection(raw, context, peer, direction, first, this.#binding.chunkBytes);
+        started = tlsStart;
+        // A late error after the hand-over (the transfer has its own listeners) must not become an uncaught exception.
+        tlsStart.socket.on('error', () => undefined);
+        tlsStart.socket.once('secure', () => {
+          if (this.#binding.requireSessionReuse && !tlsStart.socket.isSessionReused()) {
+            finish(new DataConnectionRefused(tlsStart.offeredResumption() ? 'foreign_session' : 'no_ticket_offered', peer));
+            return;
+          }
+          finish(null);
+        });
+        tlsStart.socket.once('error', (err) => finish(new DataConnectionRefused('handshake_failed', peer, { cause: err })));
+        tlsStart.socket.once('close', () => finish(new DataConnectionRefused('closed', peer)));
       });
-      started.socket.once('error', (err) => finish(new DataConnectionRefused('handshake_failed', peer, { cause: err })));
-      started.socket.once('close', () => finish(new DataConnectionRefused('closed', peer)));
       if (stop.aborted) onAbort();
     });
   }

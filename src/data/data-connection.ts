@@ -37,7 +37,7 @@ export interface DataConnection {
  */
 export interface DataSource {
   /** The verified connection; rejects with DataConnectionRefused. The handshake clock starts here. */
-  connection(handshakeTimeoutMs: number, signal: AbortSignal): Promise<DataConnection>;
+  connection(handshakeTimeoutMs: number, signal: AbortSignal, direction: TransferDirection): Promise<DataConnection>;
   /** Gives up what was not handed to a transfer yet. Idempotent. */
   close(): void;
   /** Drops everything, including a connection already handed out. */
@@ -45,16 +45,69 @@ export interface DataSource {
 }
 
 /**
- * Wraps an accepted socket in server-side TLS on the control session's SecureContext. The TLS layer is fed through a
- * small JS duplex rather than the socket's handle so that we see when the raw TCP end reaches the TLS layer: if the
- * cleartext stream ended before that, the client sent close_notify; if only then, the upload was cut off.
+ * Which way a transfer's bytes go. It decides how the data connection's TLS layer is built: a download (RETR, LIST,
+ * NLST, MLSD) runs TLS natively on the socket; an upload needs to see whether the client ended with close_notify, which
+ * only the observed path can tell (see startTlsDataConnection).
  */
-export function startTlsDataConnection(raw: net.Socket, context: SecureContext, peer: string) {
+export type TransferDirection = 'upload' | 'download';
+
+/**
+ * Calls back once with the first bytes the client sends on a raw data socket (its ClientHello), leaving them unread in
+ * the socket for the TLS layer. Until then nothing is decided: the transfer command usually arrives first and says
+ * which TLS path the connection gets.
+ */
+export function onFirstBytes(raw: net.Socket, cb: (first: Buffer) => void): void {
+  raw.once('data', (chunk: Buffer) => {
+    raw.pause();
+    raw.unshift(chunk);
+    cb(chunk);
+  });
+  raw.resume();
+}
+
+export interface TlsDataStart {
+  socket: TLSSocket;
+  /** The ClientHello offered a session (ticket or PSK): a failed resumption then means another session's ticket. */
+  offeredResumption(): boolean;
+  connection(): DataConnection;
+}
+
+/**
+ * Starts server-side TLS on an accepted data socket, on the control session's SecureContext (its own ticket keys and
+ * session-id cache, so only this control session's TLS session resumes). `first` is the ClientHello already seen by
+ * onFirstBytes and still unread in the socket.
+ *
+ * Downloads take the native path: OpenSSL reads and writes the socket's handle directly. Uploads take the observed
+ * path: the TLS layer is fed through a small JS duplex so that we see when the raw TCP end reaches it; if the
+ * cleartext stream ended before that, the client sent close_notify; if only then, the upload was cut off. The observed
+ * path copies every encrypted byte through JS, which costs a download about twice the CPU (mostly garbage collection
+ * of the copies), so it is used only where its answer matters; a client that starts TLS before its transfer command
+ * gets it too, as the direction is not known yet then.
+ */
+export function startTlsDataConnection(raw: net.Socket, context: SecureContext, peer: string, direction: TransferDirection, first: Buffer, readBufferBytes: number): TlsDataStart {
+  const offer = readResumptionOffer(first);
+  const options = { isServer: true, secureContext: context, server: sessionIdCache(context) };
+  if (direction === 'download') {
+    const socket = new tls.TLSSocket(raw, options);
+    socket.on('error', () => undefined);
+    return {
+      socket,
+      offeredResumption: () => offeredResumption(offer),
+      connection: () => ({
+        stream: socket,
+        peer,
+        tls: describeTls(socket),
+        // Not observed on this path; nothing received over a download connection is kept.
+        endedCleanly: () => false,
+        destroy: () => socket.destroy(),
+      }),
+    };
+  }
   let tcpEofDelivered = false;
   let closeNotify = false;
-  let offer: ReturnType<typeof readResumptionOffer> = null;
-  let first = true;
+  // A buffer of a few raw reads: a smaller one would stop and restart the socket's reading for every 64 KiB read.
   const pipe = new Duplex({
+    readableHighWaterMark: readBufferBytes,
     read() {
       raw.resume();
     },
@@ -70,10 +123,6 @@ export function startTlsDataConnection(raw: net.Socket, context: SecureContext, 
     },
   });
   raw.on('data', (chunk: Buffer) => {
-    if (first) {
-      first = false;
-      offer = readResumptionOffer(chunk);
-    }
     if (!pipe.push(chunk)) raw.pause();
   });
   let rawEnded = false;
@@ -90,7 +139,7 @@ export function startTlsDataConnection(raw: net.Socket, context: SecureContext, 
   raw.on('close', () => {
     if (!rawEnded) pipe.destroy();
   });
-  const socket: TLSSocket = new tls.TLSSocket(pipe, { isServer: true, secureContext: context, server: sessionIdCache(context) });
+  const socket: TLSSocket = new tls.TLSSocket(pipe, options);
   // Errors reach whoever uses the connection (the listener during the handshake, pipeline() during a transfer); a
   // late one (a close_notify written after the client already closed) must not become an uncaught exception.
   socket.on('error', () => undefined);
@@ -102,21 +151,20 @@ export function startTlsDataConnection(raw: net.Socket, context: SecureContext, 
     if (chunk === null && !tcpEofDelivered) closeNotify = true;
     return push(chunk, encoding);
   };
+  raw.resume();
   return {
     socket,
     offeredResumption: () => offeredResumption(offer),
-    connection(): DataConnection {
-      return {
-        stream: socket,
-        peer,
-        tls: describeTls(socket),
-        endedCleanly: () => closeNotify,
-        destroy: () => {
-          socket.destroy();
-          raw.destroy();
-        },
-      };
-    },
+    connection: () => ({
+      stream: socket,
+      peer,
+      tls: describeTls(socket),
+      endedCleanly: () => closeNotify,
+      destroy: () => {
+        socket.destroy();
+        raw.destroy();
+      },
+    }),
   };
 }
 

@@ -2,7 +2,7 @@ import net from 'node:net';
 import type { SecureContext } from 'node:tls';
 import { unmapIPv4 } from '../protocol/address-text.js';
 import type { PassivePortPool } from './passive-ports.js';
-import { DataConnectionRefused, clearDataConnection, startTlsDataConnection, type DataConnection } from './data-connection.js';
+import { DataConnectionRefused, clearDataConnection, onFirstBytes, startTlsDataConnection, type DataConnection, type TlsDataStart, type TransferDirection } from './data-connection.js';
 
 export interface PassiveBinding {
   /** Only this address may connect: the control connection's peer. */
@@ -10,6 +10,8 @@ export interface PassiveBinding {
   /** The control session's context, or null for clear data (PROT C, when policy allows it). */
   context: SecureContext | null;
   requireSessionReuse: boolean;
+  /** limits.transferChunkBytes: how much received TLS data an upload buffers before reading pauses. */
+  chunkBytes: number;
   /** Told once about a refused connection (wrong address, no or foreign session, failed handshake). */
   onRefused: (refusal: DataConnectionRefused) => void;
 }
@@ -27,7 +29,9 @@ export class PassiveListener {
   #settle!: { resolve: (c: DataConnection) => void; reject: (e: DataConnectionRefused) => void };
   #acceptTimer: NodeJS.Timeout | null = null;
   #socket: net.Socket | null = null;
-  #tlsStart: ReturnType<typeof startTlsDataConnection> | null = null;
+  #tlsStart: TlsDataStart | null = null;
+  /** Set by the transfer command; null until it comes, which may be after the client started TLS. */
+  #direction: TransferDirection | null = null;
   #closed = false;
   #settled = false;
 
@@ -71,27 +75,34 @@ export class PassiveListener {
       socket.resume();
       return;
     }
-    const started = startTlsDataConnection(socket, this.#binding.context, peer);
-    this.#tlsStart = started;
-    started.socket.once('secure', () => {
-      if (this.#binding.requireSessionReuse && !started.socket.isSessionReused()) {
-        this.#refuse(started.offeredResumption() ? 'foreign_session' : 'no_ticket_offered', peer);
-        started.socket.destroy();
-        return;
-      }
-      this.#settled = true;
-      this.#settle.resolve(started.connection());
+    socket.once('close', () => this.#refuse('closed', peer));
+    const context = this.#binding.context;
+    onFirstBytes(socket, (first) => {
+      // TLS starts on the client's first bytes, never held for the transfer command: curl sends its ClientHello before
+      // RETR and waits about 200 ms more when the handshake is held. Without the command the direction is unknown, and
+      // the connection gets the TLS path that suits both.
+      const started = startTlsDataConnection(socket, context, peer, this.#direction ?? 'upload', first, this.#binding.chunkBytes);
+      this.#tlsStart = started;
+      started.socket.once('secure', () => {
+        if (this.#binding.requireSessionReuse && !started.socket.isSessionReused()) {
+          this.#refuse(started.offeredResumption() ? 'foreign_session' : 'no_ticket_offered', peer);
+          started.socket.destroy();
+          return;
+        }
+        this.#settled = true;
+        this.#settle.resolve(started.connection());
+      });
+      started.socket.once('error', (err) => this.#refuse('handshake_failed', peer, err));
+      started.socket.once('close', () => this.#refuse('closed', peer));
     });
-    started.socket.once('error', (err) => this.#refuse('handshake_failed', peer, err));
-    started.socket.once('close', () => this.#refuse('closed', peer));
-    socket.resume();
   }
 
   /**
-   * Waits for the verified connection. The handshake clock starts here, not at accept: ftplib and curl connect at
-   * PASV time but start TLS only after our 150 reply.
+   * Waits for the verified connection. The handshake clock starts here, not at accept: ftplib connects at PASV time
+   * but starts TLS only after our 150 reply. `direction` picks the TLS path if the client has not started TLS yet.
    */
-  async connection(handshakeTimeoutMs: number, signal: AbortSignal): Promise<DataConnection> {
+  async connection(handshakeTimeoutMs: number, signal: AbortSignal, direction: TransferDirection): Promise<DataConnection> {
+    this.#direction = direction;
     const timer = setTimeout(() => this.#refuse(this.#socket === null ? 'accept_timeout' : 'handshake_timeout', ''), handshakeTimeoutMs).unref();
     const onAbort = () => this.#refuse('closed', '');
     signal.addEventListener('abort', onAbort, { once: true });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import tls from 'node:tls';
-import { startTlsDataConnection, type DataConnection } from '../../src/data/data-connection.js';
+import { onFirstBytes, startTlsDataConnection, type DataConnection } from '../../src/data/data-connection.js';
 import { createSelfSignedCertificate } from '../../src/tls/self-signed.js';
 
 // close_notify detection under backpressure: the consumer reads slowly, so TCP has long ended (and the raw socket
@@ -16,19 +16,21 @@ const outcomes: Array<(conn: { clean: boolean; bytes: number }) => void> = [];
 before(async () => {
   const { keyPem, certPem } = await createSelfSignedCertificate({ names: ['localhost'] });
   const context = tls.createSecureContext({ key: keyPem, cert: certPem });
-  server = net.createServer((raw) => {
-    const started = startTlsDataConnection(raw, context, '127.0.0.1');
-    started.socket.once('secure', () => {
-      const conn: DataConnection = started.connection();
-      let bytes = 0;
-      conn.stream.on('data', (d: Buffer) => {
-        bytes += d.length;
-        conn.stream.pause();
-        setTimeout(() => conn.stream.resume(), 2);
+  server = net.createServer({ pauseOnConnect: true }, (raw) => {
+    onFirstBytes(raw, (first) => {
+      const started = startTlsDataConnection(raw, context, '127.0.0.1', 'upload', first, 1 << 20);
+      started.socket.once('secure', () => {
+        const conn: DataConnection = started.connection();
+        let bytes = 0;
+        conn.stream.on('data', (d: Buffer) => {
+          bytes += d.length;
+          conn.stream.pause();
+          setTimeout(() => conn.stream.resume(), 2);
+        });
+        conn.stream.on('end', () => outcomes.shift()?.({ clean: conn.endedCleanly(), bytes }));
       });
-      conn.stream.on('end', () => outcomes.shift()?.({ clean: conn.endedCleanly(), bytes }));
+      started.socket.on('error', () => undefined);
     });
-    started.socket.on('error', () => undefined);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   port = (server.address() as net.AddressInfo).port;
