@@ -19,6 +19,7 @@ import { createLogger } from './log/logger.js';
 import { startMetricsServer, type MetricsServer, type Readiness } from './metrics/metrics-server.js';
 import { noMetrics, type MetricsSink } from './metrics/metrics-sink.js';
 import { PrometheusMetrics } from './metrics/prometheus-metrics.js';
+import { DigestPool } from './storage/digest-pool.js';
 import { createLocalStorage } from './storage/local-backend.js';
 import { CertStore, describeCertificate, type CertificatePair } from './tls/cert-store.js';
 import { ensureSelfSignedCertificate } from './tls/self-signed.js';
@@ -95,6 +96,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
 
   let stopping = false;
   let control: ControlServer | null = null;
+  const digests = new DigestPool(config.limits.digestWorkers, config.limits.transferChunkBytes);
   const ctx: ServerContext = {
     config,
     log,
@@ -116,7 +118,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
         maxNameBytes: config.storage.maxNameBytes,
         atomicUploads: config.storage.atomicUploads,
         fsyncOnCommit: config.storage.fsyncOnCommit,
-        chunkBytes: config.limits.transferChunkBytes,
+        digests,
         log: log.child({ user: user.name }),
       }),
     acquireLogin: (session: Session, user: string) => control?.acquireLogin(session, user) ?? false,
@@ -228,6 +230,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
       for (const f of watched) unwatchFile(f);
       defender?.close();
       await auditLog?.close();
+      await digests.close();
       log.info({ event: 'stopped' }, 'ftpsd stopped');
     })();
     return closing;

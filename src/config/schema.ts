@@ -117,6 +117,11 @@ export const configSchema = z
       passwordHashQueueMax: positiveInt.default(200),
       /** Read and write buffer for file transfers; 1 MiB doubles throughput over the 64 KiB stream default. */
       transferChunkBytes: positiveInt.default(1024 * 1024),
+      /**
+       * Worker threads that compute SHA-256 digests (of uploads as they are stored, and for HASH). One hashes about
+       * 1.4 GB/s here; add one per further GB/s of upload traffic you expect.
+       */
+      digestWorkers: positiveInt.default(1),
       /** 0 means unlimited. */
       uploadBytesPerSecond: nonNegativeInt.default(0),
       downloadBytesPerSecond: nonNegativeInt.default(0),

@@ -1,11 +1,12 @@
-import type { Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { fsErrorToFtp } from '../errors.js';
+import type { DigestJob } from './digest-pool.js';
 
 /**
- * A Writable that stores what it receives in an open file at consecutive positions and feeds the same bytes to a
- * hash. It does the job of `fs.createWriteStream` (the Writable core buffers up to `highWaterMark` while a write is
+ * A Writable that stores what it receives in an open file at consecutive positions and, as each write completes,
+ * tells the file's digest job how far the file is written (a worker hashes it from there). It does the job of
+ * `fs.createWriteStream` (the Writable core buffers up to `highWaterMark` while a write is
  * in flight and hands the whole batch to `_writev`, one `pwritev` per batch) without a second stream stage, so
  * upload bytes cross one buffer, not two.
  *
@@ -15,15 +16,15 @@ import { fsErrorToFtp } from '../errors.js';
  */
 export class HashingFileWriter extends Writable {
   readonly #file: FileHandle;
-  readonly #hash: Hash;
+  readonly #digest: DigestJob;
   #position: number;
   #bytes = 0;
   #pending: Promise<void> | null = null;
 
-  constructor(file: FileHandle, hash: Hash, startPosition: number, highWaterMark: number) {
+  constructor(file: FileHandle, digest: DigestJob, startPosition: number, highWaterMark: number) {
     super({ highWaterMark, decodeStrings: true });
     this.#file = file;
-    this.#hash = hash;
+    this.#digest = digest;
     this.#position = startPosition;
   }
 
@@ -57,12 +58,11 @@ export class HashingFileWriter extends Writable {
     const position = this.#position;
     this.#position += length;
     this.#pending = writeAll(this.#file, buffers, length, position);
-    // Hash while the write runs on the thread pool: both only read the buffers, and the CPU work overlaps the I/O.
-    for (const b of buffers) this.#hash.update(b);
     this.#pending.then(
       () => {
         this.#pending = null;
         this.#bytes += length;
+        this.#digest.extend(position + length);
         callback();
       },
       (err: unknown) => {

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, realpath, rename, rmdir, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
@@ -7,7 +7,8 @@ import type { Logger } from '../log/logger.js';
 import { FtpError } from '../errors.js';
 import type { FileInfo, StorageSession, Upload, UploadMode } from './backend.js';
 import { HomeJail, toStorageError } from './home-jail.js';
-import { hashPrefix, INVALID_REST, openLocalUpload } from './local-upload.js';
+import type { DigestPool } from './digest-pool.js';
+import { INVALID_REST, openLocalUpload } from './local-upload.js';
 import { isUploadArtifact, PARTIAL_PREFIX } from './upload-names.js';
 import { nameProblem, resolveVirtualPath, virtualBaseName, type PathLimits } from './virtual-path.js';
 
@@ -20,8 +21,8 @@ export interface LocalStorageOptions {
   atomicUploads: boolean;
   /** storage.fsyncOnCommit: an upload is on stable storage before commit reports it stored. Default true. */
   fsyncOnCommit?: boolean;
-  /** Read buffer for `sha256` and for hashing the kept prefix of APPE/REST uploads; limits.transferChunkBytes. */
-  chunkBytes?: number;
+  /** Where SHA-256 digests are computed (uploads and HASH), off the event loop. */
+  digests: DigestPool;
   log?: Logger;
 }
 
@@ -30,8 +31,6 @@ export interface LocalStorageSession extends StorageSession {
   readonly ready: Promise<void>;
 }
 
-/** Same as the limits.transferChunkBytes default, for callers that do not pass one. */
-const DEFAULT_CHUNK_BYTES = 1024 * 1024;
 /** lstat calls a listing keeps in flight: enough to hide latency, few enough to leave the thread pool to transfers. */
 const LIST_STAT_BATCH = 32;
 /** One TLS record's worth: the smallest read buffer worth allocating. */
@@ -50,7 +49,7 @@ class LocalStorage implements LocalStorageSession {
   readonly #limits: PathLimits;
   readonly #atomic: boolean;
   readonly #fsync: boolean;
-  readonly #chunkBytes: number;
+  readonly #digests: DigestPool;
   readonly #log: Logger | undefined;
   readonly ready: Promise<void>;
 
@@ -60,7 +59,7 @@ class LocalStorage implements LocalStorageSession {
     this.#limits = { maxPathBytes: opts.maxPathBytes, maxNameBytes: opts.maxNameBytes };
     this.#atomic = opts.atomicUploads;
     this.#fsync = opts.fsyncOnCommit ?? true;
-    this.#chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    this.#digests = opts.digests;
     this.ready = this.#jail.ready.then(() => undefined);
     this.ready.catch(() => undefined);
   }
@@ -241,7 +240,7 @@ class LocalStorage implements LocalStorageSession {
       return await openLocalUpload(
         { dir, name: basename(real), existing },
         mode,
-        { atomic: this.#atomic, fsync: this.#fsync, chunkBytes, log: this.#log },
+        { atomic: this.#atomic, fsync: this.#fsync, chunkBytes, digests: this.#digests, log: this.#log },
       );
     } catch (err) {
       throw toStorageError(err);
@@ -273,14 +272,14 @@ class LocalStorage implements LocalStorageSession {
 
   async sha256(path: string): Promise<string> {
     const file = await this.#openRegular(path);
+    const job = this.#digests.job(file.fd);
     try {
-      const hash = createHash('sha256');
-      const { size } = await file.stat();
-      if (size > 0) await hashPrefix(file, size, hash, this.#chunkBytes);
-      return hash.digest('hex');
+      job.extend((await file.stat()).size);
+      return await job.digest();
     } catch (err) {
       throw toStorageError(err);
     } finally {
+      await job.drop();
       await file.close().catch(() => undefined);
     }
   }

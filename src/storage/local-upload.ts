@@ -1,15 +1,15 @@
-import { createHash, type Hash } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
 import { copyFile, lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log/logger.js';
 import { FtpError } from '../errors.js';
 import type { Upload, UploadMode, UploadResult } from './backend.js';
+import type { DigestJob, DigestPool } from './digest-pool.js';
 import { HashingFileWriter } from './hashing-stream.js';
 import { toStorageError } from './home-jail.js';
 import { partialName, uploadTempName } from './upload-names.js';
 
-const { O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_NOFOLLOW, O_NONBLOCK } = constants;
+const { O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_NOFOLLOW, O_NONBLOCK } = constants;
 /** New files get 0666 minus the process umask, like any Unix server. */
 const NEW_FILE_MODE = 0o666;
 
@@ -29,6 +29,8 @@ export interface UploadOptions {
   /** fsync the file (and its directory after the rename) before commit reports success. */
   fsync: boolean;
   chunkBytes: number;
+  /** Where the SHA-256 of the stored file is computed. */
+  digests: DigestPool;
   log?: Logger | undefined;
 }
 
@@ -53,9 +55,10 @@ export async function openLocalUpload(target: UploadTarget, mode: UploadMode, op
     let prefix: number;
     if (temp === null) ({ file, prefix } = await openInPlace(real, target.existing, effective));
     else ({ file, prefix } = await openTemp(temp, target, effective));
-    const hash = createHash('sha256');
-    if (prefix > 0) await hashPrefix(file, prefix, hash, options.chunkBytes);
-    return new LocalUpload({ file, hash, prefix, dir: target.dir, real, temp, partial: join(target.dir, partialName(target.name)), options });
+    // A kept prefix (REST, APPE) is hashed by the worker from the file itself, like the bytes that follow.
+    const digest = options.digests.job(file.fd);
+    digest.extend(prefix);
+    return new LocalUpload({ file, digest, prefix, dir: target.dir, real, temp, partial: join(target.dir, partialName(target.name)), options });
   } catch (err) {
     await file?.close().catch(() => undefined);
     if (temp !== null) await removeQuietly(temp);
@@ -68,7 +71,7 @@ async function openInPlace(real: string, existing: Stats | null, mode: UploadMod
   const base = O_NOFOLLOW | O_NONBLOCK;
   switch (mode.kind) {
     case 'replace':
-      return { file: await open(real, base | O_WRONLY | O_CREAT | O_TRUNC, NEW_FILE_MODE), prefix: 0 };
+      return { file: await open(real, base | O_RDWR | O_CREAT | O_TRUNC, NEW_FILE_MODE), prefix: 0 };
     case 'append': {
       const file = await open(real, base | O_RDWR | O_CREAT, NEW_FILE_MODE);
       return { file, prefix: await closingOnError(file, () => regularSize(file)) };
@@ -86,7 +89,7 @@ async function openTemp(temp: string, target: UploadTarget, mode: UploadMode): P
   const stored = join(target.dir, target.name);
   switch (mode.kind) {
     case 'replace': {
-      const file = await open(temp, O_WRONLY | O_CREAT | O_EXCL, NEW_FILE_MODE);
+      const file = await open(temp, O_RDWR | O_CREAT | O_EXCL, NEW_FILE_MODE);
       // The rename replaces the inode: carry the old file's permission bits over, as an in-place write would.
       if (existing !== null) await closingOnError(file, () => file.chmod(existing.mode & 0o7777));
       return { file, prefix: 0 };
@@ -152,21 +155,9 @@ async function regularSize(file: FileHandle): Promise<number> {
   return st.size;
 }
 
-/** Feeds the first `length` bytes of the file to the hash, through one reused buffer. */
-export async function hashPrefix(file: FileHandle, length: number, hash: Hash, chunkBytes: number): Promise<void> {
-  const buffer = Buffer.allocUnsafe(Math.min(chunkBytes, length));
-  let position = 0;
-  while (position < length) {
-    const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, length - position), position);
-    if (bytesRead === 0) throw new FtpError(451, 'File changed while reading', { reason: 'file_truncated' });
-    hash.update(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead));
-    position += bytesRead;
-  }
-}
-
 interface LocalUploadParts {
   file: FileHandle;
-  hash: Hash;
+  digest: DigestJob;
   prefix: number;
   dir: string;
   real: string;
@@ -183,7 +174,7 @@ class LocalUpload implements Upload {
 
   constructor(parts: LocalUploadParts) {
     this.#p = parts;
-    this.stream = new HashingFileWriter(parts.file, parts.hash, parts.prefix, parts.options.chunkBytes);
+    this.stream = new HashingFileWriter(parts.file, parts.digest, parts.prefix, parts.options.chunkBytes);
   }
 
   async commit(): Promise<UploadResult> {
@@ -194,9 +185,11 @@ class LocalUpload implements Upload {
       throw new FtpError(451, 'Local error in processing', { reason: 'upload_incomplete' });
     }
     this.#phase = 'committing';
-    const { file, dir, temp, real, options } = this.#p;
+    const { file, dir, temp, real, options, digest } = this.#p;
+    let sha256: string;
     try {
-      if (options.fsync) await file.sync();
+      // The worker reads the file back while it is synced to disk; the descriptor is closed only after both.
+      [sha256] = await Promise.all([digest.digest(), options.fsync ? file.sync() : undefined]);
       await this.#closeFile();
       if (temp !== null) {
         // rename(2) over a directory fails with EISDIR/ENOTEMPTY: the target is refused with 550 and the temp removed.
@@ -213,7 +206,7 @@ class LocalUpload implements Upload {
     }
     this.#phase = 'done';
     const bytes = this.stream.bytesStored;
-    return { bytes, size: this.#p.prefix + bytes, sha256: this.#p.hash.digest('hex') };
+    return { bytes, size: this.#p.prefix + bytes, sha256 };
   }
 
   async abort(keepPartial: boolean): Promise<void> {
@@ -244,6 +237,8 @@ class LocalUpload implements Upload {
   async #closeFile(): Promise<void> {
     if (this.#fileClosed) return;
     this.#fileClosed = true;
+    // The digest worker may still read the descriptor (an abort, a failed commit): it lets go first.
+    await this.#p.digest.drop();
     // FileHandle.close waits for writes still in flight, so the descriptor is never reused under them.
     await this.#p.file.close().catch(() => undefined);
   }

@@ -9,9 +9,11 @@ import { after, before, describe, it } from 'node:test';
 import { FtpError } from '../../src/errors.js';
 import { createLogger } from '../../src/log/logger.js';
 import type { StorageSession } from '../../src/storage/backend.js';
+import { DigestPool } from '../../src/storage/digest-pool.js';
 import { createLocalStorage } from '../../src/storage/local-backend.js';
 
-const limits = { maxPathBytes: 4096, maxNameBytes: 255 };
+// Storage options every test shares; digests run on a worker thread, as in the server.
+const limits = { maxPathBytes: 4096, maxNameBytes: 255, digests: new DigestPool(1, 64 * 1024) };
 
 async function readAll(stream: Readable): Promise<{ data: Buffer; chunks: number[] }> {
   const parts: Buffer[] = [];

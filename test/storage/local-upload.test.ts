@@ -9,9 +9,11 @@ import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
 import { FtpError } from '../../src/errors.js';
 import type { StorageSession, Upload } from '../../src/storage/backend.js';
+import { DigestPool } from '../../src/storage/digest-pool.js';
 import { createLocalStorage } from '../../src/storage/local-backend.js';
 
-const limits = { maxPathBytes: 4096, maxNameBytes: 255 };
+// Storage options every test shares; digests run on a worker thread, as in the server.
+const limits = { maxPathBytes: 4096, maxNameBytes: 255, digests: new DigestPool(1, 64 * 1024) };
 const CHUNK = 64 * 1024;
 
 function pattern(length: number, seed: number): Buffer {
