@@ -126,6 +126,9 @@ export class PassiveListener {
       if (reason !== 'closed' && reason !== 'accept_timeout') this.#binding.onRefused(refusal);
       this.#settled = true;
       this.#settle.reject(refusal);
+      // Nothing was handed to a transfer: a connection that timed out or failed its checks is ours to close.
+      this.#tlsStart?.socket.destroy();
+      this.#socket?.destroy();
     }
     this.close();
   }

@@ -156,6 +156,36 @@ describe('timeouts', () => {
     }
   });
 
+
+  for (const silence of ['nothing', 'half a ClientHello'] as const) {
+    it(`data handshake timeout: a data connection that sends ${silence} gets 425 and is closed by the server`, async () => {
+      const c = await ControlClient.connect(t.port);
+      const raw = new net.Socket();
+      try {
+        assert.equal((await c.read())?.code, 220);
+        assert.equal((await c.login(ALICE.name, ALICE.password)).code, 230);
+        const port = await c.epsv();
+        raw.on('error', () => undefined);
+        const closed = once(raw, 'close');
+        await new Promise<void>((r) => raw.connect(port, '127.0.0.1', r));
+        // A TLS record header announcing a ClientHello that never comes.
+        if (silence === 'half a ClientHello') raw.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]));
+        const since = Date.now();
+        c.write('STOR handshake-timeout.bin\r\n');
+        assert.equal((await c.read())?.code, 150);
+        const final = await c.read(HANDSHAKE_MS + SLACK_MS);
+        assert.equal(final?.code, 425);
+        assert.match(final.text, /handshake timed out/);
+        await Promise.race([closed, sleep(SLACK_MS)]);
+        assert.ok(raw.destroyed || raw.readableEnded, `data socket still open ${Date.now() - since} ms after STOR`);
+        assert.equal((await c.send('NOOP')).code, 200);
+        assert.equal(existsSync(join(t.home(ALICE.name), 'handshake-timeout.bin')), false);
+      } finally {
+        raw.destroy();
+        c.close();
+      }
+    });
+  }
   it('stalled transfer: a data connection for STOR that sends nothing gets 426 and leaves no file', async () => {
     const c = await ControlClient.connect(t.port);
     try {
