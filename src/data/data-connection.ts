@@ -86,23 +86,33 @@ export interface TlsDataStart {
  */
 export function startTlsDataConnection(raw: net.Socket, context: SecureContext, peer: string, direction: TransferDirection, first: Buffer, readBufferBytes: number): TlsDataStart {
   const offer = readResumptionOffer(first);
-  const options = { isServer: true, secureContext: context, server: sessionIdCache(context) };
-  if (direction === 'download') {
-    const socket = new tls.TLSSocket(raw, options);
-    socket.on('error', () => undefined);
-    return {
-      socket,
-      offeredResumption: () => offeredResumption(offer),
-      connection: () => ({
-        stream: socket,
-        peer,
-        tls: describeTls(socket),
-        // Not observed on this path; nothing received over a download connection is kept.
-        endedCleanly: () => false,
-        destroy: () => socket.destroy(),
-      }),
-    };
-  }
+  const options: tls.TLSSocketOptions = { isServer: true, secureContext: context, server: sessionIdCache(context) };
+  const layer = direction === 'download' ? nativeTls(raw, options) : observedTls(raw, options, readBufferBytes);
+  const { socket } = layer;
+  // Errors reach whoever uses the connection (the listener during the handshake, pipeline() during a transfer); a
+  // late one (a close_notify written after the client already closed) must not become an uncaught exception.
+  socket.on('error', () => undefined);
+  return {
+    socket,
+    offeredResumption: () => offeredResumption(offer),
+    connection: () => ({ stream: socket, peer, tls: describeTls(socket), endedCleanly: layer.endedCleanly, destroy: layer.destroy }),
+  };
+}
+
+interface TlsLayer {
+  socket: TLSSocket;
+  endedCleanly(): boolean;
+  destroy(): void;
+}
+
+/** OpenSSL on the socket's handle. The end of the stream is not observed: nothing received this way is kept. */
+function nativeTls(raw: net.Socket, options: tls.TLSSocketOptions): TlsLayer {
+  const socket = new tls.TLSSocket(raw, options);
+  return { socket, endedCleanly: () => false, destroy: () => socket.destroy() };
+}
+
+/** TLS fed through a JS duplex, so that the TCP end and a close_notify can be told apart. */
+function observedTls(raw: net.Socket, options: tls.TLSSocketOptions, readBufferBytes: number): TlsLayer {
   let tcpEofDelivered = false;
   let closeNotify = false;
   // A buffer of a few raw reads: a smaller one would stop and restart the socket's reading for every 64 KiB read.
@@ -140,9 +150,6 @@ export function startTlsDataConnection(raw: net.Socket, context: SecureContext, 
     if (!rawEnded) pipe.destroy();
   });
   const socket: TLSSocket = new tls.TLSSocket(pipe, options);
-  // Errors reach whoever uses the connection (the listener during the handshake, pipeline() during a transfer); a
-  // late one (a close_notify written after the client already closed) must not become an uncaught exception.
-  socket.on('error', () => undefined);
   // The TLS layer ends its cleartext stream with push(null) at the very moment it decrypts a close_notify, or when
   // the TCP EOF reaches it. Comparing 'end' events instead is racy: under backpressure (slow disk) the TLS layer
   // reads the close_notify long after TCP has ended, and a complete upload would be taken for a truncated one.
@@ -154,17 +161,11 @@ export function startTlsDataConnection(raw: net.Socket, context: SecureContext, 
   raw.resume();
   return {
     socket,
-    offeredResumption: () => offeredResumption(offer),
-    connection: () => ({
-      stream: socket,
-      peer,
-      tls: describeTls(socket),
-      endedCleanly: () => closeNotify,
-      destroy: () => {
-        socket.destroy();
-        raw.destroy();
-      },
-    }),
+    endedCleanly: () => closeNotify,
+    destroy: () => {
+      socket.destroy();
+      raw.destroy();
+    },
   };
 }
 
