@@ -123,12 +123,14 @@ class DigestWorker {
 
 export class DigestPool {
   readonly #workers: DigestWorker[];
+  readonly #batchBytes: number;
   #nextId = 1;
   #closed = false;
 
   /** `workers`: limits.digestWorkers; `chunkBytes`: how much a worker reads at a time. */
   constructor(workers: number, chunkBytes: number) {
     this.#workers = Array.from({ length: Math.max(1, workers) }, () => new DigestWorker(chunkBytes));
+    this.#batchBytes = chunkBytes;
   }
 
   /** A job on an open descriptor; every job of one upload runs on the same worker, the least busy one. */
@@ -137,15 +139,23 @@ export class DigestPool {
     const id = this.#nextId++;
     const worker = this.#workers.reduce((a, b) => (b.load < a.load ? b : a));
     let end = 0;
+    let sent = 0;
     let settled: Promise<unknown> | null = null;
+    // One message per `batchBytes` written, not per write: a message costs about as much as hashing 4 KiB.
+    const send = () => {
+      if (end > sent) worker.send({ kind: 'extend', id, fd, end });
+      sent = end;
+    };
+    const batchBytes = this.#batchBytes;
     return {
       extend(to: number) {
         if (settled !== null || to <= end) return;
         end = to;
-        worker.send({ kind: 'extend', id, fd, end });
+        if (end - sent >= batchBytes) send();
       },
       async digest() {
         if (settled !== null) throw new Error('digest job already finished');
+        send();
         const reply = worker.request({ kind: 'digest', id });
         settled = reply;
         const r = await reply;
