@@ -275,3 +275,39 @@ ftp.quit()
     }
   });
 });
+
+describe('active mode over IPv6', () => {
+  let t: TestServer;
+  before(async () => {
+    t = await startTestServer({ config: { listen: { host: '::1' }, activeMode: { enabled: true, connectTimeoutMs: 2_000 }, defender: { threshold: 1_000 } } });
+    await writeHomeFile(t, 'alice', 'a.txt', CONTENT);
+  });
+  after(() => t.close());
+
+  it('EPRT |2|::1|port| connects out from ::1 after 150, resumed, and refuses PORT and other addresses', async () => {
+    const c = await ControlClient.connect(t.port, '::1');
+    const l = await clientListener('::1');
+    try {
+      assert.equal((await c.read())?.code, 220);
+      assert.equal((await c.login('alice', 'alice-secret')).code, 230);
+      // PORT carries IPv4 only: on an IPv6 control connection it cannot name the client's address (RFC 2428 §2).
+      assert.equal((await c.send('PORT 127,0,0,1,200,10')).code, 500);
+      assert.equal((await c.send('EPRT |1|127.0.0.1|5000|')).code, 522);
+      assert.equal((await c.send('EPRT |2|::2|5000|')).code, 500);
+      const accepted = once(l, 'connection') as Promise<[net.Socket]>;
+      assert.equal((await c.send(`EPRT |2|::1|${portOf(l)}|`)).code, 200);
+      c.write('RETR a.txt\r\n');
+      assert.equal((await c.read())?.code, 150);
+      const [socket] = await accepted;
+      assert.equal(socket.remoteAddress, '::1');
+      const { secure, received } = tlsClientOn(socket, c.tlsSession);
+      await once(secure, 'secureConnect');
+      assert.equal(secure.isSessionReused(), true);
+      assert.equal((await received).toString(), CONTENT);
+      assert.equal((await c.read())?.code, 226);
+    } finally {
+      l.close();
+      c.close();
+    }
+  });
+});
