@@ -77,6 +77,23 @@ describe('SIGHUP', () => {
     alice.close();
   });
 
+  test('a changed log.level reaches sessions that were open before the reload', async () => {
+    const p = await serve({ users: { alice: 'alice-secret' } });
+    const alice = await loggedIn(p.port, 'alice', 'alice-secret');
+    assert.equal((await alice.send('NOOP')).code, 200);
+    assert.ok(!p.logs().some((l) => l.msg === 'command'), 'at info, commands are not logged');
+
+    const mark = p.logs().length;
+    await p.writeConfig({ log: { level: 'debug' } });
+    p.child.kill('SIGHUP');
+    const reloaded = await p.waitForLog((l) => l.event === 'config_reloaded', mark);
+    assert.deepEqual(reloaded.applied, ['log.level']);
+    assert.equal((await alice.send('PWD')).code, 257);
+    const line = await p.waitForLog((l) => l.msg === 'command' && l.cmd === 'PWD', mark);
+    assert.ok(typeof line.sid === 'string', 'logged by the session opened before the reload');
+    alice.close();
+  });
+
   test('an invalid configuration or users file keeps what is running', async () => {
     const p = await serve({ users: { alice: 'alice-secret' }, config: { listen: { banner: 'first banner' } } });
     assert.match(await greeting(p.port), /^220 first banner/);
