@@ -42,6 +42,23 @@ function tlsClientOn(socket: net.Socket, session: Buffer | undefined): { secure:
   return { secure, received };
 }
 
+/**
+ * Sends RETR a.txt on `c` (after a PORT/EPRT naming a listener of ours; `accepted` is its next connection) and checks
+ * the active data connection: 150, the server connects from `from`, resumes the control session as TLS server, sends
+ * the whole file, then 226.
+ */
+async function retrOverActive(c: ControlClient, accepted: Promise<[net.Socket]>, from: string): Promise<void> {
+  c.write('RETR a.txt\r\n');
+  assert.equal((await c.read())?.code, 150);
+  const [socket] = await accepted;
+  assert.equal(socket.remoteAddress, from);
+  const { secure, received } = tlsClientOn(socket, c.tlsSession);
+  await once(secure, 'secureConnect');
+  assert.equal(secure.isSessionReused(), true);
+  assert.equal((await received).toString(), CONTENT);
+  assert.equal((await c.read())?.code, 226);
+}
+
 describe('active mode disabled (the default)', () => {
   let t: TestServer;
   before(async () => {
@@ -104,15 +121,7 @@ describe('active mode enabled', () => {
           assert.equal((await c.send(`${verb} ${arg}`)).code, 200);
           await sleep(100);
           assert.equal(connectedEarly, false, 'no connection before the transfer command');
-          c.write('RETR a.txt\r\n');
-          assert.equal((await c.read())?.code, 150);
-          const [socket] = await accepted;
-          assert.equal(socket.remoteAddress, '127.0.0.1');
-          const { secure, received } = tlsClientOn(socket, c.tlsSession);
-          await once(secure, 'secureConnect');
-          assert.equal(secure.isSessionReused(), true);
-          assert.equal((await received).toString(), CONTENT);
-          assert.equal((await c.read())?.code, 226);
+          await retrOverActive(c, accepted, '127.0.0.1');
         } finally {
           l.close();
         }
@@ -296,15 +305,7 @@ describe('active mode over IPv6', () => {
       assert.equal((await c.send('EPRT |2|::2|5000|')).code, 500);
       const accepted = once(l, 'connection') as Promise<[net.Socket]>;
       assert.equal((await c.send(`EPRT |2|::1|${portOf(l)}|`)).code, 200);
-      c.write('RETR a.txt\r\n');
-      assert.equal((await c.read())?.code, 150);
-      const [socket] = await accepted;
-      assert.equal(socket.remoteAddress, '::1');
-      const { secure, received } = tlsClientOn(socket, c.tlsSession);
-      await once(secure, 'secureConnect');
-      assert.equal(secure.isSessionReused(), true);
-      assert.equal((await received).toString(), CONTENT);
-      assert.equal((await c.read())?.code, 226);
+      await retrOverActive(c, accepted, '::1');
     } finally {
       l.close();
       c.close();
