@@ -20,6 +20,9 @@ const userSchema = z
     /** SHA-256 fingerprints (hex, colons optional) of client certificates that map to this user; empty: none needed. */
     clientCertificates: z.array(z.string()).default([]),
     disabled: z.boolean().default(false),
+    /** Per-transfer rate limits for this user, in bytes per second (0: unlimited); absent: limits.*BytesPerSecond. */
+    uploadBytesPerSecond: z.number().int().nonnegative().optional(),
+    downloadBytesPerSecond: z.number().int().nonnegative().optional(),
   })
   .strict();
 
@@ -37,6 +40,9 @@ export interface User {
   allowedNetworks: readonly string[];
   clientCertificates: readonly string[];
   disabled: boolean;
+  /** This user's rate limits in bytes per second; null: the server-wide limits apply. */
+  uploadBytesPerSecond: number | null;
+  downloadBytesPerSecond: number | null;
 }
 
 export function readUsersFile(path: string): UsersFile {
@@ -81,6 +87,8 @@ export function toUser(name: string, record: UserRecord, resolveHome: (p: string
     allowedNetworks: record.allowedNetworks,
     clientCertificates: record.clientCertificates.map((f) => f.replace(/:/g, '').toLowerCase()),
     disabled: record.disabled,
+    uploadBytesPerSecond: record.uploadBytesPerSecond ?? null,
+    downloadBytesPerSecond: record.downloadBytesPerSecond ?? null,
   };
 }
 

@@ -27,13 +27,19 @@ export function registerUserCommands(program: Command, deps: UserCommandDeps): v
     .requiredOption('--home <dir>', 'home directory; the user can reach nothing outside it')
     .option('--perms <list>', `comma-separated permissions: ${ALL_PERMISSIONS.join(',')} or "all"`, 'all')
     .option('--allow <cidrs>', 'comma-separated client networks allowed to log in (default: any)')
+    .option('--upload-rate <bytes>', "this user's upload limit per transfer, bytes per second (0: none; default: limits.uploadBytesPerSecond)")
+    .option('--download-rate <bytes>', "this user's download limit per transfer, bytes per second (0: none; default: limits.downloadBytesPerSecond)")
     .option('-c, --config <file>', 'configuration file')
-    .action(async (name: string, opts: { home: string; perms: string; allow?: string; config?: string }) => {
+    .action(async (name: string, opts: { home: string; perms: string; allow?: string; uploadRate?: string; downloadRate?: string; config?: string }) => {
       if (!NAME.test(name)) throw new Error(`invalid user name "${name}": use letters, digits and . _ @ - (at most 64)`);
       const { file } = usersPath(opts);
       const data = readUsersFile(file);
       if (data.users[name] !== undefined) throw new Error(`user "${name}" already exists (use \`ftpsd user passwd ${name}\`)`);
       const permissions = parsePermissions(opts.perms);
+      const rates = {
+        ...(opts.uploadRate === undefined ? {} : { uploadBytesPerSecond: parseRate('--upload-rate', opts.uploadRate) }),
+        ...(opts.downloadRate === undefined ? {} : { downloadBytesPerSecond: parseRate('--download-rate', opts.downloadRate) }),
+      };
       const password = await readPassword(`Password for ${name}: `, true);
       data.users[name] = {
         password: await argon2.hash(password, HASH_PARAMS),
@@ -42,6 +48,7 @@ export function registerUserCommands(program: Command, deps: UserCommandDeps): v
         allowedNetworks: opts.allow === undefined ? [] : opts.allow.split(',').map((s) => s.trim()),
         clientCertificates: [],
         disabled: false,
+        ...rates,
       };
       await writeUsersFile(file, data);
       console.log(`user ${name} added (home ${opts.home}, permissions ${permissions.join(',')}) to ${file}`);
@@ -87,7 +94,8 @@ export function registerUserCommands(program: Command, deps: UserCommandDeps): v
       if (names.length === 0) console.log(`no users in ${file}`);
       for (const n of names) {
         const u = data.users[n]!;
-        console.log(`${n}\thome=${u.home}\tpermissions=${u.permissions.join(',')}${u.allowedNetworks.length > 0 ? `\tallow=${u.allowedNetworks.join(',')}` : ''}${u.disabled ? '\tdisabled' : ''}`);
+        const rates = `${u.uploadBytesPerSecond === undefined ? '' : `\tupload-rate=${u.uploadBytesPerSecond}`}${u.downloadBytesPerSecond === undefined ? '' : `\tdownload-rate=${u.downloadBytesPerSecond}`}`;
+        console.log(`${n}\thome=${u.home}\tpermissions=${u.permissions.join(',')}${u.allowedNetworks.length > 0 ? `\tallow=${u.allowedNetworks.join(',')}` : ''}${rates}${u.disabled ? '\tdisabled' : ''}`);
       }
     });
 }
@@ -100,4 +108,11 @@ export async function ensureDemoUser(file: string, demoHome: string): Promise<st
   data.users.demo = { password: await argon2.hash(password, HASH_PARAMS), home: demoHome, permissions: [...ALL_PERMISSIONS], allowedNetworks: [], clientCertificates: [], disabled: false };
   await writeUsersFile(file, data);
   return password;
+}
+
+/** A bytes-per-second value from the command line: a whole number, 0 for no limit. */
+function parseRate(option: string, text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n)) throw new Error(`${option} takes a whole number of bytes per second (0: no limit), not "${text}"`);
+  return n;
 }

@@ -37,5 +37,9 @@ export function auditTransfer(s: Session, r: TransferRecord): void {
 
 export function transferLimits(s: Session, direction: 'upload' | 'download'): TransferLimits {
   const l = s.server.config.limits;
-  return { stallTimeoutMs: l.stalledTransferTimeoutMs, bytesPerSecond: direction === 'upload' ? l.uploadBytesPerSecond : l.downloadBytesPerSecond };
+  // A user's own limit (users file) replaces the server-wide one, in both directions: a trusted partner may be
+  // allowed more, a bulk account less.
+  const user = s.phase.kind === 'ready' ? s.phase.user : null;
+  const bytesPerSecond = direction === 'upload' ? (user?.uploadBytesPerSecond ?? l.uploadBytesPerSecond) : (user?.downloadBytesPerSecond ?? l.downloadBytesPerSecond);
+  return { stallTimeoutMs: l.stalledTransferTimeoutMs, bytesPerSecond };
 }

@@ -122,8 +122,9 @@ export const configSchema = z
        * 1.4 GB/s here; add one per further GB/s of upload traffic you expect.
        */
       digestWorkers: positiveInt.default(1),
-      /** 0 means unlimited. */
+      /** Per-transfer upload rate limit in bytes per second; 0 means unlimited. A user's own value replaces it. */
       uploadBytesPerSecond: nonNegativeInt.default(0),
+      /** Per-transfer download rate limit in bytes per second; 0 means unlimited. A user's own value replaces it. */
       downloadBytesPerSecond: nonNegativeInt.default(0),
       /** Lines a multi-line listing over the control channel (STAT path) may hold. */
       maxStatListEntries: positiveInt.default(10_000),

@@ -93,10 +93,20 @@ describe('ftpsd user', () => {
     assert.equal((await c.send('PWD')).code, 257);
   });
 
+  it('add --download-rate stores a per-user limit that list shows', async () => {
+    const add = await cli(['add', 'hugo', '--home', join(srv.dir, 'homes', 'hugo'), '--download-rate', '1048576', '--upload-rate', '0'], 'hugo-pw\n');
+    assert.equal(add.code, 0, add.stderr);
+    const list = await cli(['list']);
+    const row = list.stdout.split('\n').find((r) => r.startsWith('hugo\t'));
+    assert.match(row ?? '', /\tupload-rate=0\tdownload-rate=1048576/);
+    srv.server.reloadUsers();
+    assert.equal(await login('hugo', 'hugo-pw'), 230);
+  });
+
   it('refuses mistakes with a non-zero exit and a clear message, leaving the users file alone', async () => {
     const before = await readFile(usersFile, 'utf8');
     const home = join(srv.dir, 'homes', 'x');
-    const [dup, unknownPasswd, unknownDel, badPerms, badName, noPassword, noHome] = await Promise.all([
+    const [dup, unknownPasswd, unknownDel, badPerms, badName, noPassword, noHome, badRate] = await Promise.all([
       cli(['add', 'alice', '--home', home], 'pw\n'),
       cli(['passwd', 'ghost'], 'pw\n'),
       cli(['del', 'ghost']),
@@ -104,6 +114,7 @@ describe('ftpsd user', () => {
       cli(['add', 'bad name!', '--home', home], 'pw\n'),
       cli(['add', 'erin', '--home', home], ''),
       cli(['add', 'frank'], 'pw\n'),
+      cli(['add', 'gina', '--home', home, '--upload-rate', '1MB'], 'pw\n'),
     ]);
     const check = (r: RunResult, pattern: RegExp, what: string) => {
       assert.notEqual(r.code, 0, `${what} exits non-zero`);
@@ -116,6 +127,7 @@ describe('ftpsd user', () => {
     check(badName, /invalid user name/, 'bad user name');
     check(noPassword, /no password/, 'empty standard input');
     check(noHome, /--home/, 'missing --home');
+    check(badRate, /--upload-rate takes a whole number of bytes per second/, 'a rate that is not a number');
     assert.equal(await readFile(usersFile, 'utf8'), before, 'users file unchanged');
   });
 });

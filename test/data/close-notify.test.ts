@@ -21,15 +21,8 @@ before(async () => {
 });
 after(() => t.close());
 
-async function loggedIn(): Promise<ControlClient> {
-  const c = await ControlClient.connect(t.port);
-  await c.read();
-  assert.equal((await c.login('alice', 'alice-secret')).code, 230);
-  return c;
-}
-
 test('an upload that ended with close_notify is committed even when the server reads it long after TCP ended', async () => {
-  const c = await loggedIn();
+  const c = await ControlClient.loggedIn(t.port, 'alice', 'alice-secret');
   const body = randomBytes(3 * 1024 * 1024);
   const port = await c.epsv();
   const data = c.dataConnect(port);
@@ -42,7 +35,7 @@ test('an upload that ended with close_notify is committed even when the server r
 });
 
 test('the same bytes ended by a bare TCP FIN (no close_notify) are not committed', async () => {
-  const c = await loggedIn();
+  const c = await ControlClient.loggedIn(t.port, 'alice', 'alice-secret');
   const body = randomBytes(3 * 1024 * 1024);
   const port = await c.epsv();
   const raw = net.connect({ port, host: '127.0.0.1' });

@@ -20,14 +20,6 @@ const PASSWORD = 'alice-secret';
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const QUIET_DEFENDER = { defender: { threshold: 10_000 } };
 
-async function loggedIn(t: TestServer): Promise<ControlClient> {
-  const c = await ControlClient.connect(t.port);
-  await c.read();
-  const r = await c.login(USER, PASSWORD);
-  assert.equal(r.code, 230, r.text);
-  return c;
-}
-
 /** A data connection whose TCP socket the test holds, so it can cut it under TLS (no close_notify). */
 function rawDataConnect(c: ControlClient, port: number): { data: DataClient; raw: net.Socket } {
   const raw = net.connect({ port, host: '127.0.0.1' });
@@ -84,7 +76,7 @@ describe('interrupted uploads are never committed', () => {
       const name = `cut-${cut}.bin`;
       const whole = randomBytes(1024 * 1024 + 17);
       const half = 512 * 1024;
-      const c = await loggedIn(t);
+      const c = await ControlClient.loggedIn(t.port, USER, PASSWORD);
       try {
         const port = await c.epsv();
         const { data, raw } = rawDataConnect(c, port);
@@ -121,7 +113,7 @@ describe('interrupted uploads are never committed', () => {
   test('a cut upload over an existing file leaves its content intact', async () => {
     const original = Buffer.from('precious content\n');
     await writeHomeFile(t, USER, 'keep.txt', original);
-    const c = await loggedIn(t);
+    const c = await ControlClient.loggedIn(t.port, USER, PASSWORD);
     try {
       const port = await c.epsv();
       const { data, raw } = rawDataConnect(c, port);
@@ -198,7 +190,7 @@ describe('resume and append', () => {
   test('REST n + RETR sends the file from byte n; REST past the end is 554', async () => {
     const content = randomBytes(300_000);
     await writeHomeFile(t, USER, 'big.bin', content);
-    const c = await loggedIn(t);
+    const c = await ControlClient.loggedIn(t.port, USER, PASSWORD);
     try {
       assert.equal((await c.send('REST 123456')).code, 350);
       const port = await c.epsv();
@@ -218,7 +210,7 @@ describe('resume and append', () => {
   test('REST n + STOR over a stored file keeps its first n bytes (resuming a finished partial upload)', async () => {
     const whole = randomBytes(200_000);
     await writeHomeFile(t, USER, 'reput.bin', whole.subarray(0, 150_000));
-    const c = await loggedIn(t);
+    const c = await ControlClient.loggedIn(t.port, USER, PASSWORD);
     try {
       assert.equal((await c.send('SIZE reput.bin')).text, '213 150000');
       assert.equal((await c.send('REST 150000')).code, 350);
@@ -232,7 +224,7 @@ describe('resume and append', () => {
 
   test('two sessions uploading the same name at once: the file is one of the two, whole', async () => {
     const bodies = [randomBytes(2 * 1024 * 1024), randomBytes(2 * 1024 * 1024 + 1)];
-    const clients = await Promise.all(bodies.map(() => loggedIn(t)));
+    const clients = await Promise.all(bodies.map(() => ControlClient.loggedIn(t.port, USER, PASSWORD)));
     try {
       const codes = await Promise.all(clients.map((c, i) => stor(c, 'STOR race.bin', bodies[i]!)));
       assert.deepEqual(codes, [226, 226]);
@@ -246,7 +238,7 @@ describe('resume and append', () => {
 
   test('APPE appends to an existing file and creates a missing one', async () => {
     await writeHomeFile(t, USER, 'log.txt', 'line 1\n');
-    const c = await loggedIn(t);
+    const c = await ControlClient.loggedIn(t.port, USER, PASSWORD);
     try {
       assert.equal(await stor(c, 'APPE log.txt', Buffer.from('line 2\n')), 226);
       assert.equal(await stor(c, 'APPE log.txt', Buffer.from('line 3\n')), 226);

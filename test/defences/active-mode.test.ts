@@ -90,15 +90,8 @@ describe('active mode enabled', () => {
   });
   after(() => t.close());
 
-  async function loggedIn(): Promise<ControlClient> {
-    const c = await ControlClient.connect(t.port);
-    assert.equal((await c.read())?.code, 220);
-    assert.equal((await c.login('alice', 'alice-secret')).code, 230);
-    return c;
-  }
-
   it('lists EPRT in FEAT', async () => {
-    const c = await loggedIn();
+    const c = await ControlClient.loggedIn(t.port, 'alice', 'alice-secret');
     try {
       const feat = await c.send('FEAT');
       assert.ok(feat.lines.some((l) => l.trim() === 'EPRT'), feat.text);
@@ -108,7 +101,7 @@ describe('active mode enabled', () => {
   });
 
   it('connects out after 150, as TLS server resumed from the control session (EPRT and PORT)', async () => {
-    const c = await loggedIn();
+    const c = await ControlClient.loggedIn(t.port, 'alice', 'alice-secret');
     try {
       for (const verb of ['EPRT', 'PORT'] as const) {
         const l = await clientListener();
@@ -132,7 +125,7 @@ describe('active mode enabled', () => {
   });
 
   it('refuses a data connection that does not resume the control TLS session (425)', async () => {
-    const c = await loggedIn();
+    const c = await ControlClient.loggedIn(t.port, 'alice', 'alice-secret');
     const l = await clientListener();
     try {
       assert.equal((await c.send(`EPRT |1|127.0.0.1|${portOf(l)}|`)).code, 200);
@@ -153,7 +146,7 @@ describe('active mode enabled', () => {
   });
 
   it('refuses another address with 500, logs it and scores the client; the server never connects there', async () => {
-    const c = await loggedIn();
+    const c = await ControlClient.loggedIn(t.port, 'alice', 'alice-secret');
     const elsewhere = await clientListener('127.0.0.2');
     let contacted = false;
     elsewhere.on('connection', (s: net.Socket) => {
@@ -182,7 +175,7 @@ describe('active mode enabled', () => {
   });
 
   it('never connects to a privileged port, even on the client address (FTP bounce)', async () => {
-    const c = await loggedIn();
+    const c = await ControlClient.loggedIn(t.port, 'alice', 'alice-secret');
     // Root may listen below 1024: if it can, prove no connection arrives there.
     let privileged: net.Server | null = null;
     for (let p = 1023; p > 900 && privileged === null; p--) {
@@ -208,7 +201,7 @@ describe('active mode enabled', () => {
   });
 
   it('answers malformed arguments, another family and EPSV ALL as the RFCs say', async () => {
-    const c = await loggedIn();
+    const c = await ControlClient.loggedIn(t.port, 'alice', 'alice-secret');
     try {
       for (const line of ['PORT 127,0,0,1,300,1', 'PORT 127,0,0,1,1', 'PORT 99999999999999999999,0,0,1,4,1', 'EPRT |3|127.0.0.1|5000|', 'EPRT |1|127.0.0.1|99999|', 'EPRT 127.0.0.1']) {
         assert.equal((await c.send(line)).code, 501, line);
@@ -222,7 +215,7 @@ describe('active mode enabled', () => {
   });
 
   it('answers 425 quickly when nothing listens at the PORT address', async () => {
-    const c = await loggedIn();
+    const c = await ControlClient.loggedIn(t.port, 'alice', 'alice-secret');
     try {
       const l = await clientListener();
       const p = portOf(l);
@@ -294,11 +287,9 @@ describe('active mode over IPv6', () => {
   after(() => t.close());
 
   it('EPRT |2|::1|port| connects out from ::1 after 150, resumed, and refuses PORT and other addresses', async () => {
-    const c = await ControlClient.connect(t.port, '::1');
+    const c = await ControlClient.loggedIn(t.port, 'alice', 'alice-secret', '::1');
     const l = await clientListener('::1');
     try {
-      assert.equal((await c.read())?.code, 220);
-      assert.equal((await c.login('alice', 'alice-secret')).code, 230);
       // PORT carries IPv4 only: on an IPv6 control connection it cannot name the client's address (RFC 2428 §2).
       assert.equal((await c.send('PORT 127,0,0,1,200,10')).code, 500);
       assert.equal((await c.send('EPRT |1|127.0.0.1|5000|')).code, 522);

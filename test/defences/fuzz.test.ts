@@ -154,14 +154,6 @@ async function snapshot(root: string, skip: string): Promise<Snapshot> {
   return out;
 }
 
-async function loggedIn(t: TestServer): Promise<ControlClient> {
-  const c = await ControlClient.connect(t.port);
-  assert.equal((await c.read())?.code, 220);
-  const r = await c.login(ALICE.name, ALICE.password);
-  assert.equal(r.code, 230, r.text);
-  return c;
-}
-
 /** A verb nobody implements, unique per sync, whose 500 reply marks the end of a batch. */
 function syncVerb(n: number): string {
   const a = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
@@ -194,13 +186,13 @@ describe('control channel fuzzing', () => {
     // once touched. Touch them all before the baseline so the bound measures growth, not the allocator's high mark.
     const rssCold = process.memoryUsage().rss;
     for (let round = 0; round < 3; round++) {
-      const warm = await Promise.all(Array.from({ length: 8 }, () => loggedIn(t)));
+      const warm = await Promise.all(Array.from({ length: 8 }, () => ControlClient.loggedIn(t.port, ALICE.name, ALICE.password)));
       for (const c of warm) c.close();
     }
     await sleep(200);
     const rssStart = process.memoryUsage().rss;
     console.log(`# rss cold ${rssCold}, after warm-up ${rssStart}`);
-    const healthy = await loggedIn(t);
+    const healthy = await ControlClient.loggedIn(t.port, ALICE.name, ALICE.password);
     let stop = false;
     const latencies: number[] = [];
     const healthyProblems: string[] = [];
@@ -230,7 +222,7 @@ describe('control channel fuzzing', () => {
         if (c === null || c.closed || sinceLogin >= LINES_PER_SESSION) {
           c?.close();
           if (reconnects++ >= MAX_RECONNECTS) throw new Error('too many reconnects');
-          c = await loggedIn(t);
+          c = await ControlClient.loggedIn(t.port, ALICE.name, ALICE.password);
           sinceLogin = 0;
         }
         const chunks: Buffer[] = [];
@@ -268,7 +260,7 @@ describe('control channel fuzzing', () => {
     assert.ok(Math.max(...latencies) < HEALTHY_REPLY_MS, `healthy NOOP took up to ${Math.max(...latencies)} ms`);
 
     // Still serving: a new session logs in and works.
-    const after = await loggedIn(t);
+    const after = await ControlClient.loggedIn(t.port, ALICE.name, ALICE.password);
     assert.equal((await after.send('SIZE file.txt')).code, 213);
     after.close();
 

@@ -151,3 +151,47 @@ describe('bandwidth limits', () => {
     }
   });
 });
+
+describe('per-user bandwidth limits (users file)', () => {
+  const RATE = 1024 * 1024;
+  const SLOW = { name: 'slow-partner', password: 'slow-secret', downloadBytesPerSecond: RATE };
+  const FREE = { name: 'trusted', password: 'trusted-secret', uploadBytesPerSecond: 0 };
+  let t: TestServer;
+  before(async () => {
+    // Server-wide: unlimited downloads, 1 MiB/s uploads. One user is held to 1 MiB/s down, one is exempt from the upload limit.
+    t = await startTestServer({ users: [SLOW, FREE], config: { limits: { uploadBytesPerSecond: RATE } } });
+  });
+  after(() => t.close());
+
+  async function timed(user: { name: string; password: string }, verb: 'RETR' | 'STOR', content: Buffer): Promise<number> {
+    const c = await ControlClient.loggedIn(t.port, user.name, user.password);
+    try {
+      const port = await c.epsv();
+      const data = c.dataConnect(port);
+      const started = Date.now();
+      assert.equal((await c.send(`${verb} f.bin`)).code, 150);
+      if (verb === 'STOR') await data.upload(content);
+      else assert.ok((await data.received).equals(content));
+      assert.equal((await c.read())?.code, 226);
+      return Date.now() - started;
+    } finally {
+      c.close();
+    }
+  }
+
+  it("a user's own download limit applies where the server has none", async () => {
+    const content = randomBytes(2 * RATE);
+    await writeHomeFile(t, SLOW.name, 'f.bin', content);
+    const ms = await timed(SLOW, 'RETR', content);
+    assert.ok(ms >= 1_800, `took ${ms} ms`);
+  });
+
+  it('a user limit of 0 lifts the server-wide upload limit for that user only', async () => {
+    const content = randomBytes(2 * RATE);
+    const free = await timed(FREE, 'STOR', content);
+    const limited = await timed(SLOW, 'STOR', content);
+    assert.ok(limited >= 1_800, `the server-wide limit held the other user to ${limited} ms`);
+    assert.ok(free < limited / 2, `exempt user took ${free} ms, limited one ${limited} ms`);
+    assert.ok((await readFile(join(t.home(FREE.name), 'f.bin'))).equals(content));
+  });
+});

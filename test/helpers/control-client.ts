@@ -34,6 +34,21 @@ export class ControlClient {
     return new ControlClient(socket, host);
   }
 
+  /** Connects, checks the 220 greeting, logs in over TLS (AUTH TLS, PBSZ 0, PROT P) and checks the 230. */
+  static async loggedIn(port: number, user: string, password: string, host = '127.0.0.1'): Promise<ControlClient> {
+    const c = await ControlClient.connect(port, host);
+    try {
+      const greeting = await c.read();
+      if (greeting?.code !== 220) throw new Error(`greeting: ${greeting?.code} ${greeting?.text}`);
+      const r = await c.login(user, password);
+      if (r.code !== 230) throw new Error(`login of ${user}: ${r.code} ${r.text}`);
+      return c;
+    } catch (err) {
+      c.close();
+      throw err;
+    }
+  }
+
   #listen(socket: net.Socket | tls.TLSSocket): void {
     socket.setEncoding('utf8');
     socket.on('data', (d: string) => this.#onData(d));

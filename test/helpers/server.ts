@@ -16,6 +16,8 @@ export interface TestUser {
   password: string;
   permissions?: UserRecord['permissions'];
   allowedNetworks?: string[];
+  uploadBytesPerSecond?: number;
+  downloadBytesPerSecond?: number;
 }
 
 export interface TestServer {
@@ -73,6 +75,8 @@ export async function startTestServer(opts: { users?: TestUser[]; config?: Confi
       allowedNetworks: u.allowedNetworks ?? [],
       clientCertificates: [],
       disabled: false,
+      ...(u.uploadBytesPerSecond === undefined ? {} : { uploadBytesPerSecond: u.uploadBytesPerSecond }),
+      ...(u.downloadBytesPerSecond === undefined ? {} : { downloadBytesPerSecond: u.downloadBytesPerSecond }),
     };
   }
   await writeUsersFile(join(dir, 'users.yaml'), { users: records });

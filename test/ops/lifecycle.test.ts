@@ -22,14 +22,6 @@ async function serve(opts: Parameters<typeof startServeProcess>[0]): Promise<Ser
   return p;
 }
 
-async function loggedIn(port: number, user: string, password: string): Promise<ControlClient> {
-  const c = await ControlClient.connect(port);
-  await c.read();
-  const r = await c.login(user, password);
-  assert.equal(r.code, 230, `login of ${user}: ${r.text}`);
-  return c;
-}
-
 async function tryLogin(port: number, user: string, password: string): Promise<number> {
   const c = await ControlClient.connect(port);
   try {
@@ -56,7 +48,7 @@ describe('SIGHUP', () => {
     const p = await serve({ users: { alice: 'alice-secret' } });
     assert.equal(await tryLogin(p.port, 'bob', 'bob-secret'), 530);
 
-    const alice = await loggedIn(p.port, 'alice', 'alice-secret');
+    const alice = await ControlClient.loggedIn(p.port, 'alice', 'alice-secret');
     const port = await alice.epsv();
     assert.equal((await alice.send('STOR during-reload.bin')).code, 150);
     const data = alice.dataConnect(port);
@@ -79,7 +71,7 @@ describe('SIGHUP', () => {
 
   test('a changed log.level reaches sessions that were open before the reload', async () => {
     const p = await serve({ users: { alice: 'alice-secret' } });
-    const alice = await loggedIn(p.port, 'alice', 'alice-secret');
+    const alice = await ControlClient.loggedIn(p.port, 'alice', 'alice-secret');
     assert.equal((await alice.send('NOOP')).code, 200);
     assert.ok(!p.logs().some((l) => l.msg === 'command'), 'at info, commands are not logged');
 
@@ -124,8 +116,8 @@ describe('SIGHUP', () => {
 describe('SIGTERM', () => {
   test('a running upload finishes within the deadline, idle sessions get 421, then exit 0', async () => {
     const p = await serve({ users: { alice: 'alice-secret' }, config: { shutdown: { graceMs: 15_000 } } });
-    const idle = await loggedIn(p.port, 'alice', 'alice-secret');
-    const alice = await loggedIn(p.port, 'alice', 'alice-secret');
+    const idle = await ControlClient.loggedIn(p.port, 'alice', 'alice-secret');
+    const alice = await ControlClient.loggedIn(p.port, 'alice', 'alice-secret');
     const port = await alice.epsv();
     assert.equal((await alice.send('STOR big.bin')).code, 150);
     const data = alice.dataConnect(port);
@@ -154,7 +146,7 @@ describe('SIGTERM', () => {
 
   test('an upload still running at the deadline is cut: nothing under its name, the bytes kept for a resume', async () => {
     const p = await serve({ users: { alice: 'alice-secret' }, config: { shutdown: { graceMs: 300 } } });
-    const alice = await loggedIn(p.port, 'alice', 'alice-secret');
+    const alice = await ControlClient.loggedIn(p.port, 'alice', 'alice-secret');
     const port = await alice.epsv();
     assert.equal((await alice.send('STOR slow.bin')).code, 150);
     const data = alice.dataConnect(port);
