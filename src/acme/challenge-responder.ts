@@ -1,6 +1,7 @@
-import type { Server } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import type { Authorization } from 'acme-client';
 import type { Config } from '../config/schema.js';
+import type { Logger } from '../log/logger.js';
 import { AcmeError } from './acme-error.js';
 
 export type ChallengeType = Config['acme']['challenges'][number];
@@ -37,4 +38,52 @@ export function listenForChallenges(server: Server, type: ChallengeType, host: s
       resolve();
     });
   });
+}
+
+/**
+ * A responder that answers the CA on a listener of its own (HTTP-01, TLS-ALPN-01): the listener exists from `start`
+ * to `stop`, and what it has been told to answer is forgotten at `stop`. Subclasses build the server and keep the
+ * answers.
+ */
+export abstract class ListeningResponder implements ChallengeResponder {
+  abstract readonly type: ChallengeType;
+  protected readonly log: Logger;
+  readonly #host: string;
+  readonly #port: number;
+  #server: Server | null = null;
+
+  constructor(options: { host: string; port: number; log: Logger }) {
+    this.#host = options.host;
+    this.#port = options.port;
+    this.log = options.log;
+  }
+
+  /** The port actually bound (useful with port 0), or null when not listening. */
+  get port(): number | null {
+    return (this.#server?.address() as AddressInfo | null)?.port ?? null;
+  }
+
+  async start(): Promise<void> {
+    if (this.#server !== null) return;
+    const server = this.createServer();
+    await listenForChallenges(server, this.type, this.#host, this.#port);
+    this.#server = server;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.#server;
+    this.#server = null;
+    this.forgetAll();
+    if (server === null) return;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      // An HTTP client may hold a keep-alive connection open; close() alone would wait for it.
+      if ('closeAllConnections' in server && typeof server.closeAllConnections === 'function') server.closeAllConnections();
+    });
+  }
+
+  protected abstract createServer(): Server;
+  protected abstract forgetAll(): void;
+  abstract create(authz: Authorization, challenge: ChallengeInfo, keyAuthorization: string): Promise<void>;
+  abstract remove(authz: Authorization, challenge: ChallengeInfo, keyAuthorization: string): Promise<void>;
 }

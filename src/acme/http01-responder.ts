@@ -1,8 +1,6 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Authorization } from 'acme-client';
-import type { Logger } from '../log/logger.js';
-import { type ChallengeInfo, type ChallengeResponder, listenForChallenges } from './challenge-responder.js';
+import { type ChallengeInfo, ListeningResponder } from './challenge-responder.js';
 
 const CHALLENGE_PATH = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]+)$/;
 
@@ -11,50 +9,25 @@ const CHALLENGE_PATH = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]+)$/;
  * authorization as the body. Only paths of that shape with a token of a running order are answered; anything else
  * is 404, so the listener reveals nothing while it is up, and it is up only while an order runs.
  */
-export class Http01Responder implements ChallengeResponder {
+export class Http01Responder extends ListeningResponder {
   readonly type = 'http-01' as const;
-  readonly #host: string;
-  readonly #port: number;
-  readonly #log: Logger;
   readonly #tokens = new Map<string, string>();
-  #server: Server | null = null;
 
-  constructor(options: { host: string; port: number; log: Logger }) {
-    this.#host = options.host;
-    this.#port = options.port;
-    this.#log = options.log;
-  }
-
-  /** The port actually bound (useful with port 0), or null when not listening. */
-  get port(): number | null {
-    return (this.#server?.address() as AddressInfo | null)?.port ?? null;
-  }
-
-  async start(): Promise<void> {
-    if (this.#server !== null) return;
-    const server = createServer((req, res) => {
+  protected createServer(): Server {
+    return createServer((req, res) => {
       const token = CHALLENGE_PATH.exec(req.url ?? '')?.[1];
       const keyAuthorization = req.method === 'GET' && token !== undefined ? this.#tokens.get(token) : undefined;
-      this.#log.debug({ path: req.url, remote: req.socket.remoteAddress, known: keyAuthorization !== undefined }, 'acme http-01 request');
+      this.log.debug({ path: req.url, remote: req.socket.remoteAddress, known: keyAuthorization !== undefined }, 'acme http-01 request');
       if (keyAuthorization === undefined) {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
         return;
       }
       res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(keyAuthorization);
     });
-    await listenForChallenges(server, this.type, this.#host, this.#port);
-    this.#server = server;
   }
 
-  async stop(): Promise<void> {
-    const server = this.#server;
-    this.#server = null;
+  protected forgetAll(): void {
     this.#tokens.clear();
-    if (server === null) return;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
   }
 
   async create(_authz: Authorization, challenge: ChallengeInfo, keyAuthorization: string): Promise<void> {
