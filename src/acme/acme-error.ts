@@ -9,7 +9,8 @@ export type AcmeErrorReason =
   | 'hook_failed'
   | 'hook_timeout'
   | 'timeout'
-  | 'store';
+  | 'store'
+  | 'busy';
 
 export class AcmeError extends Error {
   readonly reason: AcmeErrorReason;

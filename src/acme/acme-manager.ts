@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { X509Certificate } from 'node:crypto';
 import { resolve } from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import acme from 'acme-client';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
@@ -12,6 +13,7 @@ import { AcmeStore, type StoredCertificate } from './acme-store.js';
 import type { ChallengeResponder } from './challenge-responder.js';
 import { Dns01Hook } from './dns01-hook.js';
 import { Http01Responder } from './http01-responder.js';
+import { acquireOrderLock } from './order-lock.js';
 import { orderCertificate } from './order-certificate.js';
 import { renewalWindow, retryDelay, timerDelay } from './renewal-schedule.js';
 import { TlsAlpnResponder } from './tls-alpn-responder.js';
@@ -225,6 +227,18 @@ export class AcmeManager extends EventEmitter<{ installed: [InstalledCertificate
   }
 
   async #orderAndInstall(trigger: RenewTrigger): Promise<InstalledCertificate> {
+    // Another process (`ftpsd cert renew` beside the server, or the server beside it) may be ordering into the same
+    // directory: then this attempt fails as 'busy' and the scheduler retries later.
+    await mkdir(this.store.dir, { recursive: true });
+    const release = await acquireOrderLock(this.store.dir);
+    try {
+      return await this.#order(trigger);
+    } finally {
+      await release();
+    }
+  }
+
+  async #order(trigger: RenewTrigger): Promise<InstalledCertificate> {
     const started = Date.now();
     resetTransportError();
     const accountKey = await this.store.loadOrCreateAccountKey(createAccountKey);

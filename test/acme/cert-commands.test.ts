@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Command, CommanderError } from 'commander';
@@ -123,6 +125,28 @@ describe('ftpsd cert status / cert renew', () => {
     assert.ok(status.out.includes(`serial:     ${again?.leaf.serialNumber}`));
     assert.match(status.out, /^issuer: +CN=Pebble Intermediate CA/m);
     assert.equal(await readFile(join(dir, 'cert.pem'), 'utf8'), again?.certPem);
+  });
+
+  it('refuses to order while another live process holds the order lock, and takes over one whose process is gone', async () => {
+    const dir = join(work, 'locked');
+    await mkdir(dir, { recursive: true });
+    register('locked', { tls: { selfSignedDir: join(work, 'self') }, acme: acmeTestSettings(pebble, dir) });
+    // Another process "ordering": alive while the first attempt runs, then killed without cleaning up.
+    const other = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      await writeFile(join(dir, 'order.lock'), JSON.stringify({ pid: other.pid, host: hostname(), since: new Date().toISOString() }) + '\n');
+      const busy = await run(['cert', 'renew', '--force', '--config', 'locked']);
+      assert.equal(busy.code, 1);
+      assert.match(busy.err, new RegExp(`already running in process ${other.pid} on `));
+      assert.equal(existsSync(join(dir, 'cert.pem')), false, 'nothing was ordered');
+    } finally {
+      other.kill('SIGKILL');
+      await once(other, 'exit');
+    }
+    const renewed = await run(['cert', 'renew', '--force', '--config', 'locked']);
+    assert.equal(renewed.code, 0, renewed.err);
+    assert.ok((await new AcmeStore(dir).loadCertificate()) !== null);
+    assert.equal(existsSync(join(dir, 'order.lock')), false, 'the lock is released after the order');
   });
 
   it('exits 2 when ACME is off and 1 with the cause when the CA cannot be reached', async () => {
