@@ -17,8 +17,8 @@ async function connect(port: number): Promise<ControlClient> {
 }
 
 async function loggedIn(port: number): Promise<ControlClient> {
-  const c = await connect(port);
-  assert.equal((await c.login('alice', 'alice-cmd-pw')).code, 230);
+  const c = await ControlClient.loggedIn(port, 'alice', 'alice-cmd-pw');
+  clients.push(c);
   return c;
 }
 

@@ -19,8 +19,8 @@ async function connect(port: number): Promise<ControlClient> {
 }
 
 async function loggedIn(port: number): Promise<ControlClient> {
-  const c = await connect(port);
-  assert.equal((await c.login('alice', 'alice-robust-pw')).code, 230);
+  const c = await ControlClient.loggedIn(port, 'alice', 'alice-robust-pw');
+  clients.push(c);
   return c;
 }
 

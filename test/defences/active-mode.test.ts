@@ -67,10 +67,8 @@ describe('active mode disabled (the default)', () => {
   after(() => t.close());
 
   it('answers PORT and EPRT with 502 and does not list EPRT in FEAT', async () => {
-    const c = await ControlClient.connect(t.port);
+    const c = await ControlClient.loggedIn(t.port, 'alice', 'alice-secret');
     try {
-      assert.equal((await c.read())?.code, 220);
-      assert.equal((await c.login('alice', 'alice-secret')).code, 230);
       assert.equal((await c.send('PORT 127,0,0,1,200,10')).code, 502);
       assert.equal((await c.send('EPRT |1|127.0.0.1|51210|')).code, 502);
       const feat = await c.send('FEAT');

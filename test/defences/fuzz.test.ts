@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { lstat, readdir, readFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { ALL_COMMANDS } from '../../src/commands/registry.js';
 import { ControlClient } from '../helpers/control-client.js';
 import { startTestServer, writeHomeFile, type TestServer } from '../helpers/server.js';
+import { snapshotTree, type TreeSnapshot } from '../helpers/tree-snapshot.js';
 
 // Seeded fuzzing of the control channel against a live server: random and mutated command lines over several
 // logged-in TLS sessions. The server must never crash, must keep answering a separate healthy session, must stay
@@ -136,24 +134,6 @@ function lineEnd(g: Gen): string {
   return g.pick(['\r\n', '\r\n', '\r\n', '\r\n', '\n', '\r', '', '\n\r', '\r\r\n']);
 }
 
-type Snapshot = Map<string, string>;
-async function snapshot(root: string, skip: string): Promise<Snapshot> {
-  const out: Snapshot = new Map();
-  const walk = async (dir: string): Promise<void> => {
-    for (const name of (await readdir(dir)).sort()) {
-      const p = join(dir, name);
-      if (p === skip) continue;
-      const st = await lstat(p);
-      if (st.isDirectory()) {
-        out.set(relative(root, p), 'dir');
-        await walk(p);
-      } else out.set(relative(root, p), `${st.size} ${st.mtimeMs} ${st.isFile() ? createHash('sha256').update(await readFile(p)).digest('hex') : 'special'}`);
-    }
-  };
-  await walk(root);
-  return out;
-}
-
 /** A verb nobody implements, unique per sync, whose 500 reply marks the end of a batch. */
 function syncVerb(n: number): string {
   const a = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
@@ -162,7 +142,7 @@ function syncVerb(n: number): string {
 
 describe('control channel fuzzing', () => {
   let t: TestServer;
-  let outsideBefore: Snapshot;
+  let outsideBefore: TreeSnapshot;
 
   before(async () => {
     t = await startTestServer({
@@ -177,7 +157,7 @@ describe('control channel fuzzing', () => {
       },
     });
     await writeHomeFile(t, 'alice', 'file.txt', 'some content\n');
-    outsideBefore = await snapshot(t.dir, t.home('alice'));
+    outsideBefore = await snapshotTree(t.dir, t.home('alice'));
   });
   after(() => t.close());
 
@@ -270,6 +250,6 @@ describe('control channel fuzzing', () => {
     console.log(`# rss ${rssStart} -> ${rssEnd} (${Math.round((rssEnd - rssStart) / 1048576)} MiB more)`);
     assert.ok(rssEnd < rssStart + RSS_BOUND_BYTES, `RSS grew from ${rssStart} to ${rssEnd}`);
 
-    assert.deepEqual(await snapshot(t.dir, t.home('alice')), outsideBefore, 'nothing outside the home was created or changed');
+    assert.deepEqual(await snapshotTree(t.dir, t.home('alice')), outsideBefore, 'nothing outside the home was created or changed');
   });
 });

@@ -72,10 +72,8 @@ describe('timeouts', () => {
   });
 
   it('idle timeout: a logged-in client that sends nothing is closed with 421', async () => {
-    const c = await ControlClient.connect(t.port);
+    const c = await ControlClient.loggedIn(t.port, ALICE.name, ALICE.password);
     try {
-      assert.equal((await c.read())?.code, 220);
-      assert.equal((await c.login(ALICE.name, ALICE.password)).code, 230);
       const since = Date.now();
       const { ms, last } = await timeToClose(c, since, IDLE_MS + SLACK_MS);
       assert.equal(last, 421);
@@ -129,10 +127,8 @@ describe('timeouts', () => {
   });
 
   it('passive accept timeout: a client that never connects to its passive port gets 425', async () => {
-    const c = await ControlClient.connect(t.port);
+    const c = await ControlClient.loggedIn(t.port, ALICE.name, ALICE.password);
     try {
-      assert.equal((await c.read())?.code, 220);
-      assert.equal((await c.login(ALICE.name, ALICE.password)).code, 230);
       await c.epsv();
       const since = Date.now();
       c.write('LIST\r\n');
@@ -187,10 +183,8 @@ describe('timeouts', () => {
     });
   }
   it('stalled transfer: a data connection for STOR that sends nothing gets 426 and leaves no file', async () => {
-    const c = await ControlClient.connect(t.port);
+    const c = await ControlClient.loggedIn(t.port, ALICE.name, ALICE.password);
     try {
-      assert.equal((await c.read())?.code, 220);
-      assert.equal((await c.login(ALICE.name, ALICE.password)).code, 230);
       const port = await c.epsv();
       const data = c.dataConnect(port);
       assert.equal((await c.send('STOR stalled.bin')).code, 150);

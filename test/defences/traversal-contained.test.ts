@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { lstat, mkdir, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ControlClient, type FtpReply } from '../helpers/control-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { snapshotTree, type TreeSnapshot } from '../helpers/tree-snapshot.js';
 
 // Path traversal at the protocol level, from a logged-in client: encoded, double-dot, backslash, NUL, overlong (UTF-8
 // and length) and symlinks that lead out of the home, through every verb that takes a path. The proof is containment:
@@ -72,32 +72,10 @@ const CONTROL_VERBS = ['SIZE', 'MDTM', 'MLST', 'CWD', 'DELE', 'RMD', 'MKD', 'RNF
 const DATA_VERBS = ['RETR', 'STOR', 'APPE', 'LIST', 'NLST', 'MLSD'] as const;
 const ENTRY_VERBS = new Set(['DELE', 'RMD', 'MKD', 'RNFR', 'RNTO']);
 
-type Snapshot = Map<string, string>;
-
-/** Every entry below `root` (except `skip`), with its type, size, mode, mtime and content hash or link target. */
-async function snapshot(root: string, skip: string): Promise<Snapshot> {
-  const out: Snapshot = new Map();
-  const walk = async (dir: string): Promise<void> => {
-    for (const name of (await readdir(dir)).sort()) {
-      const p = join(dir, name);
-      if (p === skip) continue;
-      const st = await lstat(p);
-      const rel = relative(root, p);
-      if (st.isSymbolicLink()) out.set(rel, `link ${await readlink(p)}`);
-      else if (st.isDirectory()) {
-        out.set(rel, `dir ${st.mode} ${st.mtimeMs}`);
-        await walk(p);
-      } else out.set(rel, `file ${st.size} ${st.mode} ${st.mtimeMs} ${createHash('sha256').update(await readFile(p)).digest('hex')}`);
-    }
-  };
-  await walk(root);
-  return out;
-}
-
 describe('path traversal is refused and contained', () => {
   let t: TestServer;
-  let outsideBefore: Snapshot;
-  let homeBefore: Snapshot;
+  let outsideBefore: TreeSnapshot;
+  let homeBefore: TreeSnapshot;
 
   before(async () => {
     t = await startTestServer({ users: [ALICE, { name: 'bob', password: 'bob-secret' }], config: { defender: { threshold: 100_000 } } });
@@ -110,8 +88,8 @@ describe('path traversal is refused and contained', () => {
     await symlink(join(bob, 'secret.txt'), join(home, 'escape-file'));
     await symlink(join(bob, 'not-yet-there.txt'), join(home, 'dangling'));
     await symlink(join(bob, 'dir'), join(home, 'escape-dir-link'));
-    outsideBefore = await snapshot(t.dir, home);
-    homeBefore = await snapshot(home, '');
+    outsideBefore = await snapshotTree(t.dir, home);
+    homeBefore = await snapshotTree(home, '');
   });
   after(() => t.close());
 
@@ -171,8 +149,8 @@ describe('path traversal is refused and contained', () => {
 
   it('nothing outside the home changed, and nothing inside it either', async () => {
     const home = t.home('alice');
-    assert.deepEqual(await snapshot(t.dir, home), outsideBefore);
-    assert.deepEqual(await snapshot(home, ''), homeBefore);
+    assert.deepEqual(await snapshotTree(t.dir, home), outsideBefore);
+    assert.deepEqual(await snapshotTree(home, ''), homeBefore);
     assert.equal(await readFile(join(t.home('bob'), 'secret.txt'), 'utf8'), 'bob only\n');
   });
 });
