@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { z } from 'zod';
-import { permissionNames, type Permission } from '../config/schema.js';
+import { nonNegativeInt, permissionNames, type Permission } from '../config/schema.js';
 import { ConfigError, formatIssues } from '../config/load.js';
 
 export const ALL_PERMISSIONS: readonly Permission[] = permissionNames;
@@ -21,8 +21,8 @@ const userSchema = z
     clientCertificates: z.array(z.string()).default([]),
     disabled: z.boolean().default(false),
     /** Per-transfer rate limits for this user, in bytes per second (0: unlimited); absent: limits.*BytesPerSecond. */
-    uploadBytesPerSecond: z.number().int().nonnegative().optional(),
-    downloadBytesPerSecond: z.number().int().nonnegative().optional(),
+    uploadBytesPerSecond: nonNegativeInt.optional(),
+    downloadBytesPerSecond: nonNegativeInt.optional(),
   })
   .strict();
 

@@ -1,5 +1,6 @@
 import type { CommandSpec } from './command-spec.js';
 import { requirePermission, resolveArg } from './path-args.js';
+import { takeRestOffset } from './rest.js';
 import { runUpload } from './upload-command.js';
 
 export const APPE: CommandSpec = {
@@ -8,7 +9,7 @@ export const APPE: CommandSpec = {
   availability: 'loggedIn',
   needsArg: true,
   async run(s, arg) {
-    s.params = { ...s.params, restOffset: 0 };
+    takeRestOffset(s);
     requirePermission(s, 'upload');
     const path = resolveArg(s, arg);
     return runUpload(s, path, { kind: 'append' }, 'Ok to send data', () => ({ code: 226, text: 'Transfer complete' }));

@@ -1,3 +1,4 @@
+import type { Session } from '../control/session.js';
 import { FtpError } from '../errors.js';
 import type { CommandSpec } from './command-spec.js';
 
@@ -16,3 +17,10 @@ export const REST: CommandSpec = {
     return { code: 350, text: `Restarting at ${offset}. Send STORE or RETRIEVE to initiate transfer` };
   },
 };
+
+/** A REST offset holds for the next transfer command only: each of them takes it (0 when none was given). */
+export function takeRestOffset(s: Session): number {
+  const offset = s.params.restOffset;
+  s.params = { ...s.params, restOffset: 0 };
+  return offset;
+}

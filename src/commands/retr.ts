@@ -5,6 +5,7 @@ import { sendToClient } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
 import type { CommandSpec } from './command-spec.js';
 import { requirePermission, resolveArg } from './path-args.js';
+import { takeRestOffset } from './rest.js';
 import { auditTransfer, transferLimits } from './transfer-audit.js';
 
 export const RETR: CommandSpec = {
@@ -13,8 +14,7 @@ export const RETR: CommandSpec = {
   availability: 'loggedIn',
   needsArg: true,
   async run(s, arg) {
-    const offset = s.params.restOffset;
-    s.params = { ...s.params, restOffset: 0 };
+    const offset = takeRestOffset(s);
     requirePermission(s, 'download');
     const path = resolveArg(s, arg);
     const info = await s.storage.stat(path);

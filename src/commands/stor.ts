@@ -1,5 +1,6 @@
 import type { CommandSpec } from './command-spec.js';
 import { requirePermission, resolveArg } from './path-args.js';
+import { takeRestOffset } from './rest.js';
 import { runUpload } from './upload-command.js';
 
 export const STOR: CommandSpec = {
@@ -8,8 +9,7 @@ export const STOR: CommandSpec = {
   availability: 'loggedIn',
   needsArg: true,
   async run(s, arg) {
-    const offset = s.params.restOffset;
-    s.params = { ...s.params, restOffset: 0 };
+    const offset = takeRestOffset(s);
     requirePermission(s, 'upload');
     const path = resolveArg(s, arg);
     return runUpload(s, path, offset > 0 ? { kind: 'resume', offset } : { kind: 'replace' }, 'Ok to send data', () => ({ code: 226, text: 'Transfer complete' }));

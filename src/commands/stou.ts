@@ -1,5 +1,6 @@
 import type { CommandSpec } from './command-spec.js';
 import { requirePermission, resolveArg } from './path-args.js';
+import { takeRestOffset } from './rest.js';
 import { runUpload } from './upload-command.js';
 
 /** RFC 959 STOU / RFC 1123 §4.1.2.9: the reply names the file that was created. */
@@ -8,7 +9,7 @@ export const STOU: CommandSpec = {
   syntax: 'STOU [<name hint>]',
   availability: 'loggedIn',
   async run(s, arg) {
-    s.params = { ...s.params, restOffset: 0 };
+    takeRestOffset(s);
     requirePermission(s, 'upload');
     const hint = arg.trim() === '' ? 'file' : arg.trim();
     const dir = resolveArg(s, '.');

@@ -6,7 +6,7 @@ import { z } from 'zod';
 
 const port = z.number().int().min(0).max(65535);
 const positiveInt = z.number().int().positive();
-const nonNegativeInt = z.number().int().nonnegative();
+export const nonNegativeInt = z.number().int().nonnegative();
 const ms = positiveInt;
 const ipOrEmpty = z.string().refine((v) => v === '' || isIP(v) !== 0, 'must be an IP address or empty');
 const cidr = z.string().refine((v) => {

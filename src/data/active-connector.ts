@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { SecureContext } from 'node:tls';
-import { DataConnectionRefused, clearDataConnection, onFirstBytes, startTlsDataConnection, type DataConnection, type DataSource, type TlsDataStart, type TransferDirection } from './data-connection.js';
+import { DataConnectionRefused, clearDataConnection, onFirstBytes, resumptionRefusal, startTlsDataConnection, type DataConnection, type DataSource, type TlsDataStart, type TransferDirection } from './data-connection.js';
 
 export interface ActiveTarget {
   /** The client's address, already checked to be the control connection's peer. */
@@ -112,11 +112,8 @@ export class ActiveConnector implements DataSource {
         // A late error after the hand-over (the transfer has its own listeners) must not become an uncaught exception.
         tlsStart.socket.on('error', () => undefined);
         tlsStart.socket.once('secure', () => {
-          if (this.#binding.requireSessionReuse && !tlsStart.socket.isSessionReused()) {
-            finish(new DataConnectionRefused(tlsStart.offeredResumption() ? 'foreign_session' : 'no_ticket_offered', peer));
-            return;
-          }
-          finish(null);
+          const refusal = resumptionRefusal(tlsStart, this.#binding.requireSessionReuse);
+          finish(refusal === null ? null : new DataConnectionRefused(refusal, peer));
         });
         tlsStart.socket.once('error', (err) => finish(new DataConnectionRefused('handshake_failed', peer, { cause: err })));
         tlsStart.socket.once('close', () => finish(new DataConnectionRefused('closed', peer)));

@@ -73,6 +73,15 @@ export interface TlsDataStart {
 }
 
 /**
+ * The session binding, once the data connection's handshake is done: null when it may carry the transfer, else why
+ * not (it did not resume the control session: no session offered at all, or another session's).
+ */
+export function resumptionRefusal(started: TlsDataStart, requireSessionReuse: boolean): RefusalReason | null {
+  if (!requireSessionReuse || started.socket.isSessionReused()) return null;
+  return started.offeredResumption() ? 'foreign_session' : 'no_ticket_offered';
+}
+
+/**
  * Starts server-side TLS on an accepted data socket, on the control session's SecureContext (its own ticket keys and
  * session-id cache, so only this control session's TLS session resumes). `first` is the ClientHello already seen by
  * onFirstBytes and still unread in the socket.

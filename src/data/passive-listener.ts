@@ -2,7 +2,7 @@ import net from 'node:net';
 import type { SecureContext } from 'node:tls';
 import { unmapIPv4 } from '../protocol/address-text.js';
 import type { PassivePortPool } from './passive-ports.js';
-import { DataConnectionRefused, clearDataConnection, onFirstBytes, startTlsDataConnection, type DataConnection, type TlsDataStart, type TransferDirection } from './data-connection.js';
+import { DataConnectionRefused, clearDataConnection, onFirstBytes, resumptionRefusal, startTlsDataConnection, type DataConnection, type TlsDataStart, type TransferDirection } from './data-connection.js';
 
 export interface PassiveBinding {
   /** Only this address may connect: the control connection's peer. */
@@ -84,9 +84,9 @@ export class PassiveListener {
       const started = startTlsDataConnection(socket, context, peer, this.#direction ?? 'upload', first, this.#binding.chunkBytes);
       this.#tlsStart = started;
       started.socket.once('secure', () => {
-        if (this.#binding.requireSessionReuse && !started.socket.isSessionReused()) {
-          this.#refuse(started.offeredResumption() ? 'foreign_session' : 'no_ticket_offered', peer);
-          started.socket.destroy();
+        const refusal = resumptionRefusal(started, this.#binding.requireSessionReuse);
+        if (refusal !== null) {
+          this.#refuse(refusal, peer);
           return;
         }
         this.#settled = true;
