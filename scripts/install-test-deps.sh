@@ -12,8 +12,9 @@ declare -A needed=(
   [pebble-challtestsrv]=pebble
   [openssl]=openssl
   [python3]=python3
+  [haproxy]=haproxy
 )
-# vsftpd lives in /usr/sbin, which is not on every user's PATH.
+# vsftpd and haproxy live in /usr/sbin, which is not on every user's PATH.
 PATH="$PATH:/usr/sbin:/sbin"
 
 missing=()
