@@ -153,7 +153,10 @@ export function launchFileZilla(opts: FileZillaOptions): FileZilla {
       const point = PANE_POINT[pane];
       const x = Math.round(geometry.X + geometry.WIDTH * point.x);
       const y = Math.round(geometry.Y + geometry.HEIGHT * point.y);
-      await display.xdotool(['mousemove', '--sync', String(x), String(y), 'click', '1']);
+      // No --sync: xdotool waits for the pointer to move, which never happens when it is already there.
+      await display.xdotool(['mousemove', String(x), String(y)]);
+      await sleep(100);
+      await display.xdotool(['click', '1']);
       await sleep(200);
       await display.xdotool(['type', '--delay', '40', name]);
       // The list selects as characters arrive; give it a moment before Enter acts on the selection.
