@@ -27,9 +27,10 @@ const VERSIONS = [
   { name: 'TLSv1.2', gnutlsOverrides: '[overrides]\ndisabled-version = tls1.3\n' },
 ] as const;
 
-/** Each wait is bounded; together they stay well inside the test's timeout. */
-const WAIT = { window: 20_000, listing: 20_000, transferStart: 6_000, transfer: 20_000 } as const;
-/** Enter pressed this many times at most when the server saw no transfer command after it. */
+/** Each wait is bounded, and all of a test's waits together by BUDGET_MS, so a hang fails with a screenshot. */
+const WAIT = { window: 15_000, listing: 15_000, transferStart: 8_000, transfer: 15_000 } as const;
+const BUDGET_MS = 50_000;
+/** Enter pressed this many times at most when FileZilla started no transfer after it. */
 const ACTIVATE_ATTEMPTS = 3;
 
 type LogLine = Record<string, unknown>;
@@ -74,7 +75,7 @@ describe('FileZilla through its window (Xvfb)', { skip: xvfbUnavailable() ?? fal
   });
 
   for (const tls of VERSIONS) {
-    test(`${tls.name}: ftpes:// URL logs in and lists; an upload and a download from the panes resume the session`, { timeout: 90_000 }, async (ctx) => {
+    test(`${tls.name}: ftpes:// URL logs in and lists; an upload and a download from the panes resume the session`, { timeout: BUDGET_MS + 20_000 }, async (ctx) => {
       const dir = join(work, tls.name);
       const home = join(dir, 'home');
       const local = join(dir, 'local');
@@ -104,45 +105,64 @@ describe('FileZilla through its window (Xvfb)', { skip: xvfbUnavailable() ?? fal
         certPem: await readFile(join(t.dir, 'certs', 'self-signed.crt')),
         logFile: fzLog,
       });
+      const deadline = Date.now() + BUDGET_MS;
+      /** A phase's wait, cut short where the test's budget ends first. */
+      const within = (ms: number): number => Math.max(0, Math.min(ms, deadline - Date.now()));
       const fz = launchFileZilla({ display, home, localDir: local, url: `ftpes://${USER}:${PASSWORD}@127.0.0.1:${t.port}`, env });
       running.add(fz);
+      const launched = Date.now();
+      const marks: string[] = [];
+      const mark = (what: string) => marks.push(`${what} ${((Date.now() - launched) / 1000).toFixed(1)} s`);
 
       const audit = (event: string): LogLine[] => t.logs().filter((l) => l.audit === true && l.event === event);
       const commands = (): string[] => t.logs().filter((l) => l.msg === 'command').map((l) => String(l.cmd));
       const transferOf = (direction: string, name: string) =>
         audit('transfer').find((l) => l.direction === direction && l.path === `/${name}` && l.result === 'ok');
 
-      /** Enter on `name` in `pane`; pressed again only when the server saw no command for it (a lost keystroke). */
+      /**
+       * Enter on `name` in `pane`; pressed again only when FileZilla started nothing (no "Starting upload/download" in
+       * its log, no command at the server), that is when the keystrokes did not reach a selected entry.
+       */
       const transferThroughPane = async (pane: 'local' | 'remote', name: string, verb: 'STOR' | 'RETR', direction: 'upload' | 'download') => {
+        const started = async () => {
+          if (commands().includes(`${verb} ${name}`)) return true;
+          const log = await readFileZillaLog(fzLog);
+          return log.split('\n').some((l) => l.includes(`Starting ${direction} of`) && l.trimEnd().endsWith(`/${name}`)) ? true : undefined;
+        };
         for (let attempt = 1; ; attempt++) {
           // Enter with nothing selected reaches the Quickconnect button, whose "no host" message box must go first.
           if (attempt > 1) await display.xdotool(['key', 'Escape']);
           await fz.activateInPane(pane, name);
           try {
-            await waitFor(`${verb} ${name} at the server`, WAIT.transferStart, () => (commands().includes(`${verb} ${name}`) ? true : undefined));
+            await waitFor(`FileZilla to start the ${direction} of ${name}`, within(WAIT.transferStart), started);
             break;
           } catch (err) {
             if (attempt >= ACTIVATE_ATTEMPTS) throw err;
-            ctx.diagnostic(`no ${verb} after Enter on ${name} (attempt ${attempt}); trying again`);
+            ctx.diagnostic(`FileZilla started nothing after Enter on ${name} (attempt ${attempt}); trying again`);
           }
         }
-        return waitFor(`the ${direction} audit record of /${name}`, WAIT.transfer, () => transferOf(direction, name));
+        return waitFor(`the ${direction} audit record of /${name}`, within(WAIT.transfer), () => transferOf(direction, name));
       };
 
       try {
-        await fz.mainWindow(WAIT.window);
+        await fz.mainWindow(within(WAIT.window));
+        mark('window');
 
         // Logged in and listed: the server saw the login, MLSD answered over a resumed data connection, and
         // FileZilla showed the listing.
-        await waitFor('the login audit record', WAIT.listing, () => audit('login').find((l) => l.user === USER));
-        await waitFor('a listing sent to FileZilla', WAIT.listing, async () => (sumOf(await scrapeMetrics(metricsPort), 'ftpsd_transfers_total', (l) => l.includes('direction="listing"') && l.includes('result="ok"')) >= 1 ? true : undefined));
-        await waitFor('FileZilla to show the listing', WAIT.listing, async () => ((await readFileZillaLog(fzLog)).includes('Directory listing of "/" successful') ? true : undefined));
+        const listed = Date.now() + WAIT.listing;
+        await waitFor('the login audit record', within(listed - Date.now()), () => audit('login').find((l) => l.user === USER));
+        await waitFor('a listing sent to FileZilla', within(listed - Date.now()), async () => (sumOf(await scrapeMetrics(metricsPort), 'ftpsd_transfers_total', (l) => l.includes('direction="listing"') && l.includes('result="ok"')) >= 1 ? true : undefined));
+        await waitFor('FileZilla to show the listing', within(listed - Date.now()), async () => ((await readFileZillaLog(fzLog)).includes('Directory listing of "/" successful') ? true : undefined));
         assert.ok(commands().some((c) => c === 'MLSD' || c.startsWith('LIST')), 'FileZilla asked for a listing');
+        mark('listing');
 
         const up = await transferThroughPane('local', UPLOAD, 'STOR', 'upload');
+        mark('upload');
         const down = await transferThroughPane('remote', DOWNLOAD, 'RETR', 'download');
+        mark('download');
         // The audit record is written when the server has sent everything; FileZilla may still be writing the file.
-        await waitFor(`${DOWNLOAD} written in full by FileZilla`, WAIT.transfer, async () => ((await stat(join(local, DOWNLOAD)).catch(() => null))?.size === downBody.length ? true : undefined));
+        await waitFor(`${DOWNLOAD} written in full by FileZilla`, within(WAIT.transfer), async () => ((await stat(join(local, DOWNLOAD)).catch(() => null))?.size === downBody.length ? true : undefined));
 
         assert.equal(sha256(await readFile(join(t.home(USER), UPLOAD))), sha256(upBody), 'the uploaded file on the server');
         assert.equal(up.sha256, sha256(upBody), 'the SHA-256 in the upload audit record');
@@ -161,19 +181,21 @@ describe('FileZilla through its window (Xvfb)', { skip: xvfbUnavailable() ?? fal
         );
         for (const tr of audit('transfer')) {
           assert.equal(tr.resumed, true, `${String(tr.direction)} ${String(tr.path)} resumed the control session`);
+          assert.equal(tr.resumedFromSession, undefined, `${String(tr.direction)} ${String(tr.path)} resumed its own control session, not a sibling's`);
           assert.equal(tr.tlsVersion, tls.name);
           assert.equal(tr.result, 'ok');
         }
-        // Listings have no audit record; the data-connection counter covers them: as many resumed data connections as
-        // listings and transfers, and none refused, in clear or timed out.
+        // Listings have no audit record; the data-connection counter covers them: as many data connections that resumed
+        // their own control session as listings and transfers, and none refused, in clear, timed out or resumed from a
+        // sibling session.
         const m = await scrapeMetrics(metricsPort);
         const resumed = sumOf(m, 'ftpsd_data_connections_total', (l) => l.includes('result="resumed"'));
         const otherwise = sumOf(m, 'ftpsd_data_connections_total', (l) => !l.includes('result="resumed"'));
         const moved = sumOf(m, 'ftpsd_transfers_total');
-        assert.equal(otherwise, 0, 'data connections that did not resume');
+        assert.equal(otherwise, 0, "data connections that did not resume their own control connection's session");
         assert.equal(resumed, moved, 'every listing and transfer had a resumed data connection');
         assert.ok(resumed >= 3, `at least a listing, the upload and the download (${resumed})`);
-        ctx.diagnostic(`FileZilla ${version}, ${tls.name}: ${handshakes.length} control connections, ${resumed} data connections, all resumed`);
+        ctx.diagnostic(`FileZilla ${version}, ${tls.name}: ${handshakes.length} control connections, ${resumed} data connections, all resumed; after start: ${marks.join(', ')}`);
       } catch (err) {
         const shot = join(tmpdir(), `ftpsd-filezilla-${tls.name}-${Date.now()}.png`);
         const took = await display.screenshot(shot).then(
