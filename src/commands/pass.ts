@@ -36,7 +36,7 @@ export const PASS: CommandSpec = {
     s.completeLogin(user, storage);
     s.server.metrics.login('ok');
     const tls = s.security.kind === 'tls' ? s.security.info : null;
-    s.server.audit('login', { sid: s.id, ip: s.peerIp, user: name, protocol: tls?.version, cipher: tls?.cipher });
+    s.server.audit('login', { sid: s.id, ip: s.peerIp, user: name, protocol: tls?.version, cipher: tls?.cipher, client: s.clientName ?? undefined });
     return { code: 230, text: 'Login successful' };
   },
 };
@@ -46,7 +46,7 @@ async function failLogin(s: Session, name: string, reason: string): Promise<neve
   s.failedLogins++;
   s.server.metrics.login('failed');
   s.server.defender.record(s.peerIp, reason === 'unknown_user' ? 'unknownUser' : 'failedLogin', { user: name });
-  s.server.audit('login_failed', { sid: s.id, ip: s.peerIp, user: name, reason });
+  s.server.audit('login_failed', { sid: s.id, ip: s.peerIp, user: name, reason, client: s.clientName ?? undefined });
   // A fixed delay before answering slows password guessing without holding an argon2 slot.
   await sleep(s.server.config.limits.failedLoginDelayMs);
   if (s.failedLogins >= s.server.config.limits.maxFailedLoginsPerSession) {

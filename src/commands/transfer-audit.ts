@@ -21,6 +21,7 @@ export function auditTransfer(s: Session, r: TransferRecord): void {
     sid: s.id,
     ip: s.peerIp,
     user: s.phase.kind === 'ready' ? s.phase.user.name : undefined,
+    client: s.clientName ?? undefined,
     direction: r.direction,
     path: r.path,
     bytes: r.bytes,

@@ -13,7 +13,7 @@ import type { TicketIssuer } from './session-tickets.js';
  *
  * Built once per control session at AUTH TLS (about 1 ms and 28 KiB), never per transfer.
  */
-export function createSessionContext(cert: InstalledCertificate, cfg: Config['tls'], tickets: TicketIssuer): SecureContext {
+export function createSessionContext(cert: InstalledCertificate, cfg: Config['tls'], tickets: TicketIssuer | null): SecureContext {
   const context = tls.createSecureContext({
     key: cert.keyPem,
     cert: cert.certPem,
@@ -25,7 +25,8 @@ export function createSessionContext(cert: InstalledCertificate, cfg: Config['tl
     sessionIdContext: SESSION_ID_CONTEXT,
     honorCipherOrder: true,
   });
-  tickets.attach(context);
+  // null: a connection that is refused right after its handshake (implicit FTPS at a cap) and never resumes.
+  tickets?.attach(context);
   return context;
 }
 
