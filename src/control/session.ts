@@ -11,6 +11,7 @@ import { formatReply, type Reply } from '../protocol/reply.js';
 import { unmapIPv4 } from '../protocol/address-text.js';
 import type { StorageSession } from '../storage/backend.js';
 import { createSessionContext, describeTls, sessionIdCache, type TlsDescription } from '../tls/session-context.js';
+import type { TicketIssuer } from '../tls/session-tickets.js';
 import type { DataChannel } from './data-channel.js';
 import type { ServerContext } from './server-context.js';
 
@@ -71,6 +72,8 @@ export class Session {
   #idleTimer: NodeJS.Timeout | null = null;
   #loginTimer: NodeJS.Timeout | null = null;
   #closed = false;
+  /** This session's TLS ticket key, from AUTH TLS until the session ends. */
+  #tickets: TicketIssuer | null = null;
 
   constructor(socket: net.Socket, server: ServerContext, createDataChannel: (s: Session) => DataChannel) {
     this.id = randomBytes(6).toString('hex');
@@ -253,7 +256,13 @@ export class Session {
       return;
     }
     const cert = this.server.certStore.current();
-    const context = createSessionContext(cert, this.server.config.tls, this.id);
+    this.#tickets ??= this.server.tickets.issue({
+      sessionId: this.id,
+      ip: this.peerIp,
+      user: () => (this.phase.kind === 'ready' ? this.phase.user.name : null),
+      live: () => !this.#closed,
+    });
+    const context = createSessionContext(cert, this.server.config.tls, this.#tickets);
     this.security = { kind: 'upgrading' };
     this.#detach(this.#raw);
     this.#raw.pause();
@@ -295,6 +304,7 @@ export class Session {
         secure.off('error', fail);
         secure.off('close', closed);
         const info = describeTls(secure);
+        this.#tickets?.controlHandshakeDone();
         this.security = { kind: 'tls', socket: secure, context, info };
         this.server.metrics.tlsHandshake('control', 'ok');
         this.server.audit('tls', { sid: this.id, ip: this.peerIp, protocol: info.version, cipher: info.cipher });
@@ -346,6 +356,7 @@ export class Session {
     if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
     if (this.#loginTimer !== null) clearTimeout(this.#loginTimer);
     this.data.reset();
+    this.#tickets?.release();
     this.phase = { kind: 'closing' };
     const socket = this.#socket;
     // Mid-handshake there is nothing to flush, and a TLSSocket ended before its handshake finished never closes.

@@ -3,6 +3,7 @@ import { Duplex } from 'node:stream';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import { offeredResumption, readResumptionOffer } from '../tls/client-hello.js';
 import { describeTls, sessionIdCache, type TlsDescription } from '../tls/session-context.js';
+import { takeTicketOrigin, type TicketOrigin } from '../tls/session-tickets.js';
 
 /** Why a data connection was refused; stable names for logs, metrics and the defender. */
 export type RefusalReason = 'wrong_address' | 'no_ticket_offered' | 'foreign_session' | 'handshake_failed' | 'accept_timeout' | 'handshake_timeout' | 'connect_failed' | 'closed';
@@ -23,6 +24,8 @@ export interface DataConnection {
   readonly stream: Duplex;
   readonly peer: string;
   readonly tls: TlsDescription | null;
+  /** Set when the TLS session was resumed from a sibling control session's ticket (same user, same address). */
+  readonly siblingSession: string | null;
   /**
    * True once the peer ended the stream: with TLS only when it sent close_notify before the TCP FIN. An upload that
    * ends without it may be truncated by anyone on the path (or a killed client) and is not committed.
@@ -69,6 +72,8 @@ export interface TlsDataStart {
   socket: TLSSocket;
   /** The ClientHello offered a session (ticket or PSK): a failed resumption then means another session's ticket. */
   offeredResumption(): boolean;
+  /** Who minted the resumed ticket; read once, in the handshake's 'secure' event. */
+  origin(): TicketOrigin | null;
   connection(): DataConnection;
 }
 
@@ -77,6 +82,8 @@ export interface TlsDataStart {
  * not (it did not resume the control session: no session offered at all, or another session's).
  */
 export function resumptionRefusal(started: TlsDataStart, requireSessionReuse: boolean): RefusalReason | null {
+  // Read now, in the handshake's 'secure' event, before another handshake of this session could overwrite it.
+  started.origin();
   if (!requireSessionReuse || started.socket.isSessionReused()) return null;
   return started.offeredResumption() ? 'foreign_session' : 'no_ticket_offered';
 }
@@ -101,10 +108,16 @@ export function startTlsDataConnection(raw: net.Socket, context: SecureContext, 
   // Errors reach whoever uses the connection (the listener during the handshake, pipeline() during a transfer); a
   // late one (a close_notify written after the client already closed) must not become an uncaught exception.
   socket.on('error', () => undefined);
+  let origin: TicketOrigin | null | undefined;
+  const takeOrigin = (): TicketOrigin | null => (origin ??= takeTicketOrigin(context));
   return {
     socket,
     offeredResumption: () => offeredResumption(offer),
-    connection: () => ({ stream: socket, peer, tls: describeTls(socket), endedCleanly: layer.endedCleanly, destroy: layer.destroy }),
+    origin: takeOrigin,
+    connection: () => {
+      const from = socket.isSessionReused() ? takeOrigin() : null;
+      return { stream: socket, peer, tls: describeTls(socket), siblingSession: from?.kind === 'sibling' ? from.sessionId : null, endedCleanly: layer.endedCleanly, destroy: layer.destroy };
+    },
   };
 }
 
@@ -181,5 +194,5 @@ function observedTls(raw: net.Socket, options: tls.TLSSocketOptions, readBufferB
 export function clearDataConnection(raw: net.Socket, peer: string): DataConnection {
   let ended = false;
   raw.on('end', () => (ended = true));
-  return { stream: raw, peer, tls: null, endedCleanly: () => ended, destroy: () => raw.destroy() };
+  return { stream: raw, peer, tls: null, siblingSession: null, endedCleanly: () => ended, destroy: () => raw.destroy() };
 }
