@@ -55,10 +55,17 @@ describe('curl: several files in one session', () => {
     const r = await curl(args);
     const logs = t.logs().slice(mark);
     const refused = logs.filter((l) => l.event === 'data_connection_refused' && l.audit !== true);
-    assert.equal(r.code, 0, `curl exit ${r.code}: ${r.stderr}; refusals: ${JSON.stringify(refused)}`);
+    const failed = logs.filter((l) => (l.audit === true && l.event === 'transfer' && l.result !== 'ok') || l.event === 'transfer_interrupted');
+    assert.equal(r.code, 0, `curl exit ${r.code}: ${r.stderr}; refusals: ${JSON.stringify(refused)}; failed transfers: ${JSON.stringify(failed)}`);
     assert.deepEqual(refused, [], 'no data connection refused');
     assert.equal(logs.filter((l) => l.audit === true && l.event === 'login').length, 1, 'one login: one control connection for every URL');
     return { r, transfers: logs.filter((l) => l.audit === true && l.event === 'transfer') };
+  }
+
+  /** The files to download, put on the server directly, so a download test does not depend on an upload test. */
+  async function placeFiles(dir: string): Promise<void> {
+    await mkdir(join(t.home(USER), dir), { recursive: true });
+    for (const [name, body] of Object.entries(FILES)) await writeFile(join(t.home(USER), dir, name), body);
   }
 
   function assertResumed(transfers: Array<Record<string, unknown>>, version: string, count: number): void {
@@ -76,17 +83,19 @@ describe('curl: several files in one session', () => {
       const label = `${version.name}, --ftp-method ${method}`;
 
       test(`${label}: three uploads in one call arrive whole`, async () => {
-        await mkdir(join(t.home(USER), dir), { recursive: true });
-        const args = NAMES.flatMap((n) => ['-T', join(local, n), url(`${dir}/${n}`)]);
+        const upDir = `${version.name}-${method}/uploads`;
+        await mkdir(join(t.home(USER), upDir), { recursive: true });
+        const args = NAMES.flatMap((n) => ['-T', join(local, n), url(`${upDir}/${n}`)]);
         const { transfers } = await oneSession([...version.args, '--ftp-method', method, ...args]);
         assertResumed(transfers, version.name, NAMES.length);
         for (const [name, body] of Object.entries(FILES)) {
-          assert.equal(sha256(await readFile(join(t.home(USER), dir, name))), sha256(body), `${name} stored`);
-          assert.equal(transfers.find((tr) => tr.path === `/${dir}/${name}`)?.sha256, sha256(body), `audit hash of ${name}`);
+          assert.equal(sha256(await readFile(join(t.home(USER), upDir, name))), sha256(body), `${name} stored`);
+          assert.equal(transfers.find((tr) => tr.path === `/${upDir}/${name}`)?.sha256, sha256(body), `audit hash of ${name}`);
         }
       });
 
       test(`${label}: LIST then RETR in one call`, async () => {
+        await placeFiles(dir);
         const out = join(local, `${version.name}-${method}-list`);
         await mkdir(out, { recursive: true });
         const { transfers } = await oneSession([...version.args, '--ftp-method', method, url(`${dir}/`), '-o', join(out, 'listing'), url(`${dir}/first.bin`), '-o', join(out, 'first.bin')]);
@@ -98,6 +107,7 @@ describe('curl: several files in one session', () => {
       });
 
       test(`${label}: three RETRs in one call`, async () => {
+        await placeFiles(dir);
         const out = join(local, `${version.name}-${method}-retr`);
         await mkdir(out, { recursive: true });
         const args = NAMES.flatMap((n) => [url(`${dir}/${n}`), '-o', join(out, n)]);
