@@ -12,6 +12,12 @@ declare -A needed=(
   [pebble-challtestsrv]=pebble
   [openssl]=openssl
   [python3]=python3
+  [haproxy]=haproxy
+  # FileZilla driven through its window on a private X server: Xvfb, xdotool (clicks, keys), import (screenshots).
+  [filezilla]=filezilla
+  [Xvfb]=xvfb
+  [xdotool]=xdotool
+  [import]=imagemagick
   [rclone]=rclone
   [java]=default-jdk-headless
   [javac]=default-jdk-headless
@@ -20,7 +26,7 @@ declare -A needed=(
 declare -A needed_files=(
   [/usr/share/java/commons-net.jar]=libcommons-net-java
 )
-# vsftpd lives in /usr/sbin, which is not on every user's PATH.
+# vsftpd and haproxy live in /usr/sbin, which is not on every user's PATH.
 PATH="$PATH:/usr/sbin:/sbin"
 
 missing=()
