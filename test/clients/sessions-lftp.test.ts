@@ -43,7 +43,8 @@ describe('lftp: parallel mirror, pget and put -c', () => {
     const r = await runLftp(script, { port: t.port, user: user.name, password: user.password, settings: [`set ssl:priority "${priority}"`], timeoutMs: 90_000 });
     const logs = t.logs().slice(mark);
     const refused = logs.filter((l) => l.event === 'data_connection_refused' && l.audit !== true);
-    assert.equal(r.code, 0, `lftp exit ${r.code}: ${r.stderr}; refusals: ${JSON.stringify(refused)}`);
+    const failed = logs.filter((l) => (l.audit === true && l.event === 'transfer' && l.result !== 'ok' && l.result !== 'aborted') || l.event === 'transfer_interrupted');
+    assert.equal(r.code, 0, `lftp exit ${r.code}: ${r.stderr}; refusals: ${JSON.stringify(refused)}; failed transfers: ${JSON.stringify(failed)}`);
     assert.deepEqual(refused, [], 'no data connection refused');
     return { r, logs };
   }
