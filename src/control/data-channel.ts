@@ -12,7 +12,7 @@ import { CidrSet } from '../defender/cidr.js';
 /** What the client reads in a 425 for each refusal: a reason a human can act on. */
 const REFUSAL_TEXT: Record<RefusalReason, string> = {
   wrong_address: "Can't open data connection: data connection from another address",
-  no_ticket_offered: "Can't open data connection: TLS session of data connection not resumed (the client offered no session; enable TLS session reuse)",
+  no_ticket_offered: "Can't open data connection: TLS session of data connection not resumed (the client offered no session; turn on TLS session reuse in the client)",
   foreign_session: "Can't open data connection: TLS session of data connection not resumed (it belongs to another connection)",
   handshake_failed: "Can't open data connection: TLS handshake failed",
   accept_timeout: "Can't open data connection: the client did not connect to the passive port",
@@ -80,7 +80,7 @@ export class DataChannel {
         {
           expectedPeer: s.peerIp,
           context,
-          requireSessionReuse: cfg.tls.requireDataSessionReuse,
+          requireSessionReuse: this.#requireSessionReuse(),
           chunkBytes: cfg.limits.transferChunkBytes,
           onRefused: (refusal) => this.#onRefused(refusal),
         },
@@ -108,12 +108,19 @@ export class DataChannel {
       { host, port, localAddress: s.localAddress },
       {
         context,
-        requireSessionReuse: s.server.config.tls.requireDataSessionReuse,
+        requireSessionReuse: this.#requireSessionReuse(),
         chunkBytes: s.server.config.limits.transferChunkBytes,
         onRefused: (refusal) => this.#onRefused(refusal),
       },
       s.server.config.activeMode.connectTimeoutMs,
     );
+  }
+
+  /** The user's own requireDataSessionReuse when the users file gives one, else tls.requireDataSessionReuse. */
+  #requireSessionReuse(): boolean {
+    const s = this.#session;
+    const own = s.phase.kind === 'ready' ? s.phase.user.requireDataSessionReuse : null;
+    return own ?? s.server.config.tls.requireDataSessionReuse;
   }
 
   /** Drops any pending data source and checks a new one may be set up; returns the TLS context for it, if any. */

@@ -153,7 +153,6 @@ describe('implicit FTPS listener', () => {
     const r = await runLftp([`open -u ${USER},${PASSWORD} ftps://127.0.0.1:${implicitPort}`, `mirror -R ${src} /lftp`, `mirror /lftp ${back}`].join('\n'), {
       timeoutMs: 60_000,
     });
-    if (r.code !== 0) console.log(t.logs().filter((l) => (l.level as number) >= 30 || l.event === 'command').map((l) => JSON.stringify(l).slice(0, 260)).join('\n'));
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     for (const [p, b] of Object.entries(files)) {
       assert.equal(sha256(await readFile(join(t.home(USER), 'lftp', p))), sha256(b), `stored ${p}`);

@@ -18,6 +18,7 @@ export interface TestUser {
   allowedNetworks?: string[];
   uploadBytesPerSecond?: number;
   downloadBytesPerSecond?: number;
+  requireDataSessionReuse?: boolean;
 }
 
 export interface TestServer {
@@ -77,6 +78,7 @@ export async function startTestServer(opts: { users?: TestUser[]; config?: Confi
       disabled: false,
       ...(u.uploadBytesPerSecond === undefined ? {} : { uploadBytesPerSecond: u.uploadBytesPerSecond }),
       ...(u.downloadBytesPerSecond === undefined ? {} : { downloadBytesPerSecond: u.downloadBytesPerSecond }),
+      ...(u.requireDataSessionReuse === undefined ? {} : { requireDataSessionReuse: u.requireDataSessionReuse }),
     };
   }
   await writeUsersFile(join(dir, 'users.yaml'), { users: records });
