@@ -75,6 +75,12 @@ export const configSchema = z
       handshakeTimeoutMs: ms.default(10_000),
       /** Lifetime of TLS sessions and tickets; must cover the longest control session so data connections can resume. */
       sessionTimeoutSeconds: positiveInt.default(86_400),
+      /** A data connection that resumed the ticket of a sibling session (same address) still logging in waits this
+       *  long for that login to complete as the same user; otherwise it is refused. */
+      siblingLoginWaitMs: ms.default(5_000),
+      /** An ended session's tickets still open data connections of its siblings (same user and address) for this
+       *  long: rclone's shared session cache outlives its connections. */
+      siblingTicketRetentionMs: nonNegativeInt.default(600_000),
       /** Directory for the generated self-signed certificate when certFile/keyFile are empty. */
       selfSignedDir: z.string().default('certs'),
       /** Hostnames put in the generated self-signed certificate. */

@@ -81,6 +81,7 @@ export class DataChannel {
           expectedPeer: s.peerIp,
           context,
           requireSessionReuse: this.#requireSessionReuse(),
+          siblingLoginWaitMs: s.server.config.tls.siblingLoginWaitMs,
           chunkBytes: cfg.limits.transferChunkBytes,
           onRefused: (refusal) => this.#onRefused(refusal),
         },
@@ -109,6 +110,7 @@ export class DataChannel {
       {
         context,
         requireSessionReuse: this.#requireSessionReuse(),
+        siblingLoginWaitMs: s.server.config.tls.siblingLoginWaitMs,
         chunkBytes: s.server.config.limits.transferChunkBytes,
         onRefused: (refusal) => this.#onRefused(refusal),
       },

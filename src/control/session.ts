@@ -320,12 +320,7 @@ export class Session {
    */
   async #negotiateTls(): Promise<boolean> {
     const cert = this.server.certStore.current();
-    this.#tickets ??= this.server.tickets.issue({
-      sessionId: this.id,
-      ip: this.peerIp,
-      user: () => (this.phase.kind === 'ready' ? this.phase.user.name : null),
-      live: () => !this.#closed,
-    });
+    this.#tickets ??= this.server.tickets.issue({ sessionId: this.id, ip: this.peerIp });
     const context = createSessionContext(cert, this.server.config.tls, this.#tickets);
     // Mutual TLS: a certificate is asked for only when a user maps to one. It is not verified against a CA here:
     // PASS compares its SHA-256 fingerprint with the user's list, so an unknown or missing one fails at login.
@@ -375,6 +370,7 @@ export class Session {
 
   /** Called by PASS after the password verified. */
   completeLogin(user: User, storage: StorageSession): void {
+    this.#tickets?.setUser(user.name);
     this.phase = { kind: 'ready', user, storage, loginAt: Date.now() };
     this.cwd = '/';
     if (this.#loginTimer !== null) clearTimeout(this.#loginTimer);
@@ -383,6 +379,7 @@ export class Session {
 
   /** REIN (RFC 959): back to the state right after the greeting, keeping TLS (RFC 4217 §11). */
   reinitialize(): void {
+    this.#tickets?.setUser(null);
     if (this.phase.kind === 'ready') this.server.sessionEnded(this, 'rein');
     this.data.reset();
     this.phase = { kind: 'greeted' };
@@ -415,7 +412,7 @@ export class Session {
     if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
     if (this.#loginTimer !== null) clearTimeout(this.#loginTimer);
     this.data.reset();
-    this.#tickets?.release();
+    this.#tickets?.release(this.server.config.tls.siblingTicketRetentionMs);
     this.phase = { kind: 'closing' };
     const socket = this.#socket;
     // Mid-handshake there is nothing to flush, and a TLSSocket ended before its handshake finished never closes.

@@ -10,6 +10,8 @@ export interface PassiveBinding {
   /** The control session's context, or null for clear data (PROT C, when policy allows it). */
   context: SecureContext | null;
   requireSessionReuse: boolean;
+  /** tls.siblingLoginWaitMs: how long a sibling session's ticket waits for that sibling's login to complete. */
+  siblingLoginWaitMs: number;
   /** limits.transferChunkBytes: how much received TLS data an upload buffers before reading pauses. */
   chunkBytes: number;
   /** Told once about a refused connection (wrong address, no or foreign session, failed handshake). */
@@ -81,16 +83,18 @@ export class PassiveListener {
       // TLS starts on the client's first bytes, never held for the transfer command: curl sends its ClientHello before
       // RETR and waits about 200 ms more when the handshake is held. Without the command the direction is unknown, and
       // the connection gets the TLS path that suits both.
-      const started = startTlsDataConnection(socket, context, peer, this.#direction ?? 'upload', first, this.#binding.chunkBytes);
+      const started = startTlsDataConnection(socket, context, peer, this.#direction, first, this.#binding.chunkBytes);
       this.#tlsStart = started;
       started.onceSecure(() => {
-        const refusal = resumptionRefusal(started, this.#binding.requireSessionReuse);
-        if (refusal !== null) {
-          this.#refuse(refusal, peer);
-          return;
-        }
-        this.#settled = true;
-        this.#settle.resolve(started.connection());
+        void resumptionRefusal(started, this.#binding.requireSessionReuse, this.#binding.siblingLoginWaitMs).then((refusal) => {
+          if (this.#settled) return;
+          if (refusal !== null) {
+            this.#refuse(refusal, peer);
+            return;
+          }
+          this.#settled = true;
+          this.#settle.resolve(started.connection());
+        });
       });
       started.socket.once('error', (err) => this.#refuse('handshake_failed', peer, err));
       started.socket.once('close', () => this.#refuse('closed', peer));

@@ -18,6 +18,8 @@ const RUNTIME_KEYS: readonly string[] = [
   'tls.requireDataSessionReuse',
   'tls.handshakeTimeoutMs',
   'tls.sessionTimeoutSeconds',
+  'tls.siblingLoginWaitMs',
+  'tls.siblingTicketRetentionMs',
   'tls.selfSignedDir',
   'tls.selfSignedNames',
   'users.demoHome',
