@@ -122,6 +122,10 @@ export async function startFtpsdTarget(repoDir: string, nodeFlags: readonly stri
     }
     const pid = child.pid!;
     let stopped = false;
+    // A server that dies under the benchmark fails every later round; say why at once.
+    child.once('exit', (code, signal) => {
+      if (!stopped) console.error(`ftpsd exited (${code ?? signal}): ${Buffer.concat(stderr).toString('utf8').slice(-2000)}`);
+    });
     return {
       name: 'ftpsd',
       port,
