@@ -30,6 +30,8 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
     // ftpsd runs with --cpu-prof and writes its profile here when it stops (bench/profile-summary.ts reads it).
     'cpu-prof': { type: 'string' },
+    // Another checkout of ftpsd with its dist/ built: added as server "ftpsd-baseline", for before/after in one run.
+    baseline: { type: 'string' },
   },
 });
 
@@ -39,7 +41,7 @@ const smallCount = positive(args['small-files'], 'small-files');
 const smallBytes = positive(args['small-kib'], 'small-kib') * 1024;
 const sessions = positive(args.sessions, 'sessions');
 const deadline = Date.now() + positive(args['deadline-min'], 'deadline-min') * 60_000;
-const serverNames = args.servers.split(',').filter((s): s is TargetName => (TARGET_NAMES as readonly string[]).includes(s));
+const serverNames = (args.baseline !== undefined && !args.servers.includes('ftpsd-baseline') ? `${args.servers},ftpsd-baseline` : args.servers).split(',').filter((s): s is TargetName => (TARGET_NAMES as readonly string[]).includes(s));
 const wanted = new Set(args.scenarios.split(','));
 
 const limits = {
@@ -117,10 +119,12 @@ function format(v: number, unit: string): string {
 /** ftpsd's median over the best peer's (the highest rate, or the lowest time, memory or CPU), with the peer's name. */
 function ratioToBestPeer(medians: Record<string, number>, higherIsBetter: boolean): string {
   const own = medians.ftpsd;
-  const peers = Object.entries(medians).filter(([name, v]) => name !== 'ftpsd' && Number.isFinite(v));
+  const peers = Object.entries(medians).filter(([name, v]) => !name.startsWith('ftpsd') && Number.isFinite(v));
   if (own === undefined || !Number.isFinite(own) || peers.length === 0) return '';
   const [name, best] = peers.reduce((a, b) => ((higherIsBetter ? b[1] > a[1] : b[1] < a[1]) ? b : a));
-  return `${(own / best).toFixed(2)} vs ${name}`;
+  const baseline = medians['ftpsd-baseline'];
+  const before = baseline !== undefined && Number.isFinite(baseline) ? `; ${(own / baseline).toFixed(2)} vs baseline` : '';
+  return `${(own / best).toFixed(2)} vs ${name}${before}`;
 }
 
 function report(rows: readonly Row[], targets: readonly BenchTarget[]): string {
@@ -154,6 +158,9 @@ async function startTarget(name: TargetName): Promise<BenchTarget> {
   switch (name) {
     case 'ftpsd':
       return startFtpsdTarget(repoDir, args['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', resolve(args['cpu-prof'])]);
+    case 'ftpsd-baseline':
+      if (args.baseline === undefined) throw new Error('ftpsd-baseline needs --baseline DIR');
+      return startFtpsdTarget(resolve(args.baseline), [], 'ftpsd-baseline');
     case 'vsftpd':
       return startVsftpdTarget();
     case 'pure-ftpd':

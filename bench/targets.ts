@@ -10,8 +10,9 @@ import { startPureFtpd } from './pureftpd.js';
 
 // The servers under comparison, behind one shape so every scenario runs the same code against each.
 
-export type TargetName = 'ftpsd' | 'vsftpd' | 'pure-ftpd';
-export const TARGET_NAMES: readonly TargetName[] = ['ftpsd', 'vsftpd', 'pure-ftpd'];
+/** ftpsd-baseline: another build of ftpsd (--baseline DIR), measured in the same run for a before/after comparison. */
+export type TargetName = 'ftpsd' | 'ftpsd-baseline' | 'vsftpd' | 'pure-ftpd';
+export const TARGET_NAMES: readonly TargetName[] = ['ftpsd', 'ftpsd-baseline', 'vsftpd', 'pure-ftpd'];
 
 export interface BenchTarget {
   name: TargetName;
@@ -78,7 +79,7 @@ export async function startPureFtpdTarget(repoDir: string): Promise<BenchTarget>
  * session, SHA-256 of every upload. `nodeFlags` go to node
  * after the shipped ones (--cpu-prof for a profile).
  */
-export async function startFtpsdTarget(repoDir: string, nodeFlags: readonly string[] = []): Promise<BenchTarget> {
+export async function startFtpsdTarget(repoDir: string, nodeFlags: readonly string[] = [], name: 'ftpsd' | 'ftpsd-baseline' = 'ftpsd'): Promise<BenchTarget> {
   const root = await mkdtemp(join(tmpdir(), 'ftpsd-bench-'));
   const dataDir = join(root, 'home');
   await mkdir(dataDir);
@@ -124,10 +125,10 @@ export async function startFtpsdTarget(repoDir: string, nodeFlags: readonly stri
     let stopped = false;
     // A server that dies under the benchmark fails every later round; say why at once.
     child.once('exit', (code, signal) => {
-      if (!stopped) console.error(`ftpsd exited (${code ?? signal}): ${Buffer.concat(stderr).toString('utf8').slice(-2000)}`);
+      if (!stopped) console.error(`${name} exited (${code ?? signal}): ${Buffer.concat(stderr).toString('utf8').slice(-2000)}`);
     });
     return {
-      name: 'ftpsd',
+      name,
       port,
       user,
       password,
