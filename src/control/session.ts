@@ -53,6 +53,8 @@ export class Session {
   /** Address of our end of the control connection: the default PASV address and the passive listen address. */
   readonly localAddress: string;
   readonly connectedAt = Date.now();
+  /** The balancer's address when the connection came through PROXY protocol; null for a direct connection. */
+  readonly proxiedVia: string | null;
 
   phase: Phase = { kind: 'greeted' };
   security: Security = { kind: 'plain' };
@@ -75,13 +77,18 @@ export class Session {
   /** This session's TLS ticket key, from AUTH TLS until the session ends. */
   #tickets: TicketIssuer | null = null;
 
-  constructor(socket: net.Socket, server: ServerContext, createDataChannel: (s: Session) => DataChannel) {
+  /**
+   * `proxied`: the client's address from a trusted balancer's PROXY header, which replaces the socket's peer (the
+   * balancer) everywhere: limits, bans, logs, the audit trail and the data connection's address check.
+   */
+  constructor(socket: net.Socket, server: ServerContext, createDataChannel: (s: Session) => DataChannel, proxied?: { ip: string; port: number; via: string }) {
     this.id = randomBytes(6).toString('hex');
     this.server = server;
     this.#raw = socket;
     this.#socket = socket;
-    this.peerIp = unmapIPv4(socket.remoteAddress ?? '');
-    this.peerPort = socket.remotePort ?? 0;
+    this.peerIp = proxied?.ip ?? unmapIPv4(socket.remoteAddress ?? '');
+    this.peerPort = proxied?.port ?? socket.remotePort ?? 0;
+    this.proxiedVia = proxied?.via ?? null;
     this.localAddress = unmapIPv4(socket.localAddress ?? '127.0.0.1');
     this.log = server.log.child({ sid: this.id, ip: this.peerIp });
     this.#reader = new LineReader(server.config.limits.maxLineBytes);
@@ -95,7 +102,7 @@ export class Session {
     this.#attach(this.#raw);
     this.#loginTimer = setTimeout(() => this.#timeout('login'), limits.loginTimeoutMs).unref();
     this.#idleTimer = setTimeout(() => this.#timeout('idle'), limits.idleTimeoutMs).unref();
-    this.server.audit('connect', { sid: this.id, ip: this.peerIp, port: this.peerPort });
+    this.server.audit('connect', { sid: this.id, ip: this.peerIp, port: this.peerPort, ...(this.proxiedVia === null ? {} : { via: this.proxiedVia }) });
     this.send({ code: 220, text: this.server.config.listen.banner });
   }
 
@@ -183,6 +190,14 @@ export class Session {
       this.log.warn({ event: 'protocol_violation', kind: 'line_too_long', bytes: event.bytes }, 'command line too long');
       this.server.defender.record(this.peerIp, 'protocolViolation', { kind: 'line_too_long' });
       this.send({ code: 500, text: `Command line too long (limit ${this.server.config.limits.maxLineBytes} bytes)` });
+      return;
+    }
+    if (event.bytes.subarray(0, 6).toString('latin1') === 'PROXY ') {
+      // A PROXY header from an address not in proxyProtocol.trustedCidrs: its addresses are never believed.
+      this.log.warn({ event: 'proxy_header_untrusted' }, 'PROXY header from an untrusted address; connection closed');
+      this.server.defender.record(this.peerIp, 'protocolViolation', { kind: 'proxy_header_untrusted' });
+      this.send({ code: 421, text: 'PROXY header not accepted from your address' });
+      this.close('untrusted PROXY header');
       return;
     }
     const parsed = parseCommandLine(event.bytes);

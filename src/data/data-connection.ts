@@ -74,6 +74,14 @@ export interface TlsDataStart {
   offeredResumption(): boolean;
   /** Who minted the resumed ticket; read once, in the handshake's 'secure' event. */
   origin(): TicketOrigin | null;
+  /**
+   * Calls back once the handshake is over, OpenSSL's own work included. Node emits 'secure' from inside OpenSSL's
+   * handshake, before a TLS 1.3 server has written the session ticket it renews on resumption; application data
+   * written then (a promise settled in 'secure' runs its continuation right there) ends up ahead of that ticket, and
+   * OpenSSL clients such as Python's fail the connection with decode_error. One turn of the event loop later the
+   * handshake is complete.
+   */
+  onceSecure(cb: () => void): void;
   connection(): DataConnection;
 }
 
@@ -82,8 +90,6 @@ export interface TlsDataStart {
  * not (it did not resume the control session: no session offered at all, or another session's).
  */
 export function resumptionRefusal(started: TlsDataStart, requireSessionReuse: boolean): RefusalReason | null {
-  // Read now, in the handshake's 'secure' event, before another handshake of this session could overwrite it.
-  started.origin();
   if (!requireSessionReuse || started.socket.isSessionReused()) return null;
   return started.offeredResumption() ? 'foreign_session' : 'no_ticket_offered';
 }
@@ -118,6 +124,13 @@ export function startTlsDataConnection(raw: net.Socket, context: SecureContext, 
     socket,
     offeredResumption: () => offeredResumption(offer),
     origin: takeOrigin,
+    onceSecure: (cb) => {
+      socket.once('secure', () => {
+        // Who minted the ticket is known only now: read it before another handshake of this session could run.
+        takeOrigin();
+        setImmediate(cb);
+      });
+    },
     connection: () => {
       const from = socket.isSessionReused() ? takeOrigin() : null;
       return { stream: socket, peer, tls: describeTls(socket), siblingSession: from?.kind === 'sibling' ? from.sessionId : null, endedCleanly: layer.endedCleanly, destroy: layer.destroy };
