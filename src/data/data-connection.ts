@@ -114,7 +114,11 @@ export function startTlsDataConnection(raw: net.Socket, context: SecureContext, 
   const offer = readResumptionOffer(first);
   // A connection known to carry an upload gets no renewed ticket: the client would leave it unread (see session-tickets.ts).
   renewTicketsOnResumption(context, direction !== 'upload');
-  const options: tls.TLSSocketOptions = { isServer: true, secureContext: context, server: sessionIdCache(context) };
+  const options: tls.TLSSocketOptions = { isServer: true, secureContext: context };
+  // The session-ID cache (TLS 1.2 clients resuming without a ticket) is looked up through Node's JavaScript ClientHello
+  // parser, which holds the handshake for a round through JS; a hello offering a ticket or a TLS 1.3 PSK resumes
+  // from that and needs neither.
+  if (offer === null || !(offer.psk || offer.ticket)) options.server = sessionIdCache(context);
   // Not known yet (the client started TLS before its transfer command): the observed path suits both directions.
   const layer = direction === 'download' ? nativeTls(raw, options) : observedTls(raw, options, readBufferBytes);
   const { socket } = layer;
@@ -157,6 +161,7 @@ function nativeTls(raw: net.Socket, options: tls.TLSSocketOptions): TlsLayer {
 /** TLS fed through a JS duplex, so that the TCP end and a close_notify can be told apart. */
 function observedTls(raw: net.Socket, options: tls.TLSSocketOptions, readBufferBytes: number): TlsLayer {
   let tcpEofDelivered = false;
+  let rawEnded = false;
   let closeNotify = false;
   // A buffer of a few raw reads: a smaller one would stop and restart the socket's reading for every 64 KiB read.
   const pipe = new Duplex({
@@ -165,6 +170,14 @@ function observedTls(raw: net.Socket, options: tls.TLSSocketOptions, readBufferB
       raw.resume();
     },
     write(chunk: Buffer, _enc, cb) {
+      // After the client's FIN the socket refuses writes (EPIPE) with an error whose stack the stream machinery
+      // formats: a millisecond per upload, as the TLS layer answers every client's close_notify with its own. The
+      // same refusal, without the stack.
+      if (rawEnded && !raw.allowHalfOpen) {
+        raw.destroy();
+        cb(peerHungUp());
+        return;
+      }
       raw.write(chunk, cb);
     },
     final(cb) {
@@ -178,7 +191,6 @@ function observedTls(raw: net.Socket, options: tls.TLSSocketOptions, readBufferB
   raw.on('data', (chunk: Buffer) => {
     if (!pipe.push(chunk)) raw.pause();
   });
-  let rawEnded = false;
   raw.on('end', () => {
     rawEnded = true;
     pipe.push(null);
@@ -210,6 +222,12 @@ function observedTls(raw: net.Socket, options: tls.TLSSocketOptions, readBufferB
       raw.destroy();
     },
   };
+}
+
+function peerHungUp(): Error {
+  const err = Object.assign(new Error('This socket has been ended by the other party'), { code: 'EPIPE' });
+  Object.defineProperty(err, 'stack', { value: `Error: ${err.message}`, writable: true, configurable: true });
+  return err;
 }
 
 export function clearDataConnection(raw: net.Socket, peer: string): DataConnection {

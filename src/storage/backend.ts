@@ -5,6 +5,19 @@ import type { Readable, Writable } from 'node:stream';
  * the user's home ("/" is the home), already normalised by `resolve`. The local-disk backend is the only one today;
  * the interface keeps room for object storage.
  */
+/**
+ * Set by a backend on the stream openRead returns when that stream reads a local file: its descriptor and first byte,
+ * so that a binary download can read into two buffers of its own (data/transfer.ts sendFileToClient) instead of a
+ * fresh buffer per chunk for the garbage collector. The stream still owns the descriptor and closes it when destroyed.
+ */
+export const FILE_RANGE = Symbol('fileRange');
+export interface FileRange {
+  fd: number;
+  start: number;
+  /** The file's size when opened; reading goes on to the end of the file as it is then. */
+  size: number;
+}
+
 export type EntryType = 'file' | 'dir' | 'link' | 'other';
 
 export interface FileInfo {

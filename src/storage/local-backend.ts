@@ -5,7 +5,7 @@ import { basename, dirname, join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from '../log/logger.js';
 import { FtpError } from '../errors.js';
-import type { FileInfo, StorageSession, Upload, UploadMode } from './backend.js';
+import { FILE_RANGE, type FileInfo, type FileRange, type StorageSession, type Upload, type UploadMode } from './backend.js';
 import { HomeJail, toStorageError } from './home-jail.js';
 import type { DigestPool } from './digest-pool.js';
 import { INVALID_REST, openLocalUpload } from './local-upload.js';
@@ -216,7 +216,8 @@ class LocalStorage implements LocalStorageSession {
       // Each read allocates a buffer of highWaterMark bytes: a 1 MiB buffer for a 4 KiB file costs more CPU than the
       // whole transfer (measured: 6.7 ms against 2.8 ms per small file), so small files get a buffer their size.
       const highWaterMark = Math.max(MIN_READ_BUFFER_BYTES, Math.min(chunkBytes, size - offset + 1));
-      return file.createReadStream({ start: offset, highWaterMark, autoClose: true });
+      const range: FileRange = { fd: file.fd, start: offset, size };
+      return Object.assign(file.createReadStream({ start: offset, highWaterMark, autoClose: true }), { [FILE_RANGE]: range });
     } catch (err) {
       await file.close().catch(() => undefined);
       throw toStorageError(err);
