@@ -54,6 +54,16 @@ export const configSchema = z
       keyFile: z.string().default(''),
       /** Oldest TLS version accepted on control and data connections. */
       minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+      /**
+       * OpenSSL cipher string for control and data connections (TLS 1.2 suites and TLS_ 1.3 suites). The default is
+       * Mozilla's "intermediate": ECDHE with AES-GCM or ChaCha20-Poly1305 only, so every session has forward secrecy.
+       * Widen it only for a partner that cannot cope; leaving out every TLS_ suite turns TLS 1.3 off.
+       */
+      ciphers: z.string().min(1).default(
+        'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:' +
+          'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:' +
+          'ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305',
+      ),
       /** USER/PASS are refused (530) until AUTH TLS succeeded. */
       requireForLogin: z.boolean().default(true),
       /** Data connections must be TLS (PROT P); PROT C is refused with 534. */

@@ -13,6 +13,7 @@ const RUNTIME_KEYS: readonly string[] = [
   'tls.certFile',
   'tls.keyFile',
   'tls.minVersion',
+  'tls.ciphers',
   'tls.requireForLogin',
   'tls.requireForData',
   'tls.requireDataSessionReuse',

@@ -1,4 +1,4 @@
-import { randomBytes, createHash } from 'node:crypto';
+import { constants, randomBytes, createHash } from 'node:crypto';
 import { Server } from 'node:net';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import type { Config } from '../config/schema.js';
@@ -22,6 +22,10 @@ export function createSessionContext(cert: InstalledCertificate, cfg: Config['tl
     // OpenSSL caps the session-id context at 32 bytes.
     sessionIdContext: createHash('sha256').update(sessionId).digest('hex').slice(0, 32),
     honorCipherOrder: true,
+    ciphers: cfg.ciphers,
+    // A renegotiation is a full handshake the client can ask for again and again on one connection; no FTPS client
+    // needs it (TLS 1.3 has none at all).
+    secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
   });
 }
 
