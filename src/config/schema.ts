@@ -46,6 +46,15 @@ export const configSchema = z
       addressOverrides: z.array(z.object({ cidr, address: z.string().refine((v) => isIP(v) === 4, 'must be an IPv4 address') }).strict()).default([]),
       /** How long a passive listener waits for its one connection. */
       acceptTimeoutMs: ms.default(30_000),
+      /**
+       * A passive listener whose transfer command has not come this long after PASV/EPSV is closed and its port given
+       * back (a session holding a port it does not use). Shorter than acceptTimeoutMs.
+       */
+      idleListenerTimeoutMs: ms.default(10_000),
+      /** Passive listeners open at once for one user, over all its sessions; more get 425. 0: a quarter of the range. */
+      maxListenersPerUser: nonNegativeInt.default(0),
+      /** Passive listeners open at once for one client address; more get 425. 0: a quarter of the range. */
+      maxListenersPerAddress: nonNegativeInt.default(0),
     }),
     tls: section({
       /** PEM certificate chain (leaf first); empty with keyFile empty: a self-signed certificate in selfSignedDir. */
@@ -70,7 +79,7 @@ export const configSchema = z
       requireForData: z.boolean().default(true),
       /** A data connection must resume its own control connection's TLS session (425 otherwise): stops port hijacking. */
       requireDataSessionReuse: z.boolean().default(true),
-      /** Time allowed for a TLS handshake on the control or a data connection. */
+      /** Time allowed for a TLS handshake on the control or a data connection (from the connect on a passive port). */
       handshakeTimeoutMs: ms.default(10_000),
       /** Lifetime of TLS sessions and tickets; must cover the longest control session so data connections can resume. */
       sessionTimeoutSeconds: positiveInt.default(86_400),

@@ -5,7 +5,7 @@ import { offeredResumption, readResumptionOffer } from '../tls/client-hello.js';
 import { describeTls, sessionIdCache, type TlsDescription } from '../tls/session-context.js';
 
 /** Why a data connection was refused; stable names for logs, metrics and the defender. */
-export type RefusalReason = 'wrong_address' | 'no_ticket_offered' | 'foreign_session' | 'handshake_failed' | 'accept_timeout' | 'handshake_timeout' | 'connect_failed' | 'closed';
+export type RefusalReason = 'wrong_address' | 'no_ticket_offered' | 'foreign_session' | 'handshake_failed' | 'accept_timeout' | 'idle_timeout' | 'handshake_timeout' | 'connect_failed' | 'closed';
 
 export class DataConnectionRefused extends Error {
   constructor(
