@@ -107,6 +107,10 @@ export const configSchema = z
       auditCheckpointEvery: positiveInt.default(100),
       /** The audit file is rotated at this size; the hash chain continues in the next file. */
       auditRotateBytes: positiveInt.default(64 * 1024 * 1024),
+      /** Refused commands logged in full per session; beyond, they are counted in a periodic summary line. */
+      refusalsPerSession: nonNegativeInt.default(20),
+      /** At most one summary line of refused commands not logged per session this often (and one at its end). */
+      refusalSummaryIntervalMs: ms.default(60_000),
     }),
     limits: section({
       /** Longest command line; a longer one gets 500 and is discarded without buffering it. */

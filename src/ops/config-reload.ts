@@ -26,6 +26,8 @@ const RUNTIME_KEYS: readonly string[] = [
   'tls.selfSignedNames',
   'users.demoHome',
   'log.level',
+  'log.refusalsPerSession',
+  'log.refusalSummaryIntervalMs',
   'limits.',
   'storage.',
   'activeMode.',
