@@ -121,10 +121,17 @@ export const configSchema = z
       maxSessions: positiveInt.default(500),
       /** Control connections from one address; more get 421 at connect. */
       maxSessionsPerIp: positiveInt.default(20),
+      /**
+       * Control connections not logged in yet, in total: logged-in sessions keep the rest of maxSessions. When full, a
+       * newcomer displaces the oldest waiting connection of the address holding the most, or gets 421.
+       */
+      maxUnauthenticatedSessions: positiveInt.default(100),
       /** Logged-in sessions of one user; more get 530 at PASS. */
       maxLoginsPerUser: positiveInt.default(20),
       /** Time from connect to a successful login; then 421 and close. */
       loginTimeoutMs: ms.default(60_000),
+      /** The login time of a connection made while more than half of maxUnauthenticatedSessions are taken. */
+      loginTimeoutUnderPressureMs: ms.default(10_000),
       /** Time without a command (while no transfer runs); then 421 and close. */
       idleTimeoutMs: ms.default(900_000),
       /** A transfer that moves no byte for this long is aborted with 426. */
@@ -195,6 +202,7 @@ export const configSchema = z
         failedLogin: nonNegativeInt.default(1),
         unknownUser: nonNegativeInt.default(1),
         commandBeforeLogin: nonNegativeInt.default(1),
+        loginTimeout: nonNegativeInt.default(1),
         foreignDataConnection: nonNegativeInt.default(3),
         tlsHandshakeFailure: nonNegativeInt.default(1),
         protocolViolation: nonNegativeInt.default(1),

@@ -89,12 +89,13 @@ export class Session {
     this.data = createDataChannel(this);
   }
 
-  start(): void {
+  /** `loginTimeoutMs`: shorter than limits.loginTimeoutMs when many connections wait for a login. */
+  start(loginTimeoutMs = this.server.config.limits.loginTimeoutMs): void {
     const limits = this.server.config.limits;
     this.#raw.setNoDelay(true);
     this.#raw.setKeepAlive(true, 60_000);
     this.#attach(this.#raw);
-    this.#loginTimer = setTimeout(() => this.#timeout('login'), limits.loginTimeoutMs).unref();
+    this.#loginTimer = setTimeout(() => this.#timeout('login'), loginTimeoutMs).unref();
     this.#idleTimer = setTimeout(() => this.#timeout('idle'), limits.idleTimeoutMs).unref();
     this.server.audit('connect', { sid: this.id, ip: this.peerIp, port: this.peerPort });
     this.send({ code: 220, text: this.server.config.listen.banner });
@@ -344,6 +345,8 @@ export class Session {
       return;
     }
     this.log.info({ event: `${which}_timeout` }, `${which} timeout`);
+    // Connections that never log in hold a place others need; an address that keeps doing it is banned.
+    if (which === 'login') this.server.defender.record(this.peerIp, 'loginTimeout');
     this.send({ code: 421, text: which === 'login' ? 'Login timeout, closing control connection' : 'Idle timeout, closing control connection' });
     this.close(`${which} timeout`);
   }
