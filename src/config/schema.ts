@@ -145,6 +145,12 @@ export const configSchema = z
       /** argon2 shares libuv's threadpool with file I/O; this many verifications run at once, the rest queue. */
       passwordHashConcurrency: positiveInt.default(2),
       passwordHashQueueMax: positiveInt.default(200),
+      /** Places of that queue only logins from an address where the user logged in before may take; they also go first. */
+      passwordHashReservedQueue: nonNegativeInt.default(50),
+      /** Failed logins on one user name (from any addresses) within accountFailureWindowMs that throttle the name. */
+      accountFailuresBeforeThrottle: positiveInt.default(10),
+      /** A throttled name gets one password check at a time from addresses where it never logged in; others 421. */
+      accountFailureWindowMs: ms.default(300_000),
       /** Read and write buffer for file transfers; 1 MiB doubles throughput over the 64 KiB stream default. */
       transferChunkBytes: positiveInt.default(1024 * 1024),
       /**

@@ -35,7 +35,14 @@ const RUNTIME_KEYS: readonly string[] = [
 ];
 
 /** Bound at start even inside a section that otherwise reloads. */
-const RESTART_KEYS: readonly string[] = ['limits.passwordHashConcurrency', 'limits.passwordHashQueueMax', 'limits.digestWorkers'];
+const RESTART_KEYS: readonly string[] = [
+  'limits.passwordHashConcurrency',
+  'limits.passwordHashQueueMax',
+  'limits.passwordHashReservedQueue',
+  'limits.accountFailuresBeforeThrottle',
+  'limits.accountFailureWindowMs',
+  'limits.digestWorkers',
+];
 
 export interface ConfigChanges {
   /** Dotted keys whose new value is now in effect. */
