@@ -12,8 +12,14 @@ declare -A needed=(
   [pebble-challtestsrv]=pebble
   [openssl]=openssl
   [python3]=python3
+  [haproxy]=haproxy
+  # FileZilla driven through its window on a private X server: Xvfb, xdotool (clicks, keys), import (screenshots).
+  [filezilla]=filezilla
+  [Xvfb]=xvfb
+  [xdotool]=xdotool
+  [import]=imagemagick
 )
-# vsftpd lives in /usr/sbin, which is not on every user's PATH.
+# vsftpd and haproxy live in /usr/sbin, which is not on every user's PATH.
 PATH="$PATH:/usr/sbin:/sbin"
 
 missing=()

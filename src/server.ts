@@ -1,3 +1,4 @@
+import { TicketRegistry } from './tls/session-tickets.js';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { Logger } from 'pino';
 import type { AcmeManager } from './acme/acme-manager.js';
@@ -110,6 +111,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     passivePorts: new PassivePortPool(config.pasv.minPort, config.pasv.maxPort),
     defender: defender ?? noDefender,
     metrics,
+    tickets: new TicketRegistry(),
     get stopping() {
       return stopping;
     },

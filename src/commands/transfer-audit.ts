@@ -30,6 +30,7 @@ export function auditTransfer(s: Session, r: TransferRecord): void {
     tlsVersion: r.conn?.tls?.version ?? null,
     cipher: r.conn?.tls?.cipher ?? null,
     resumed: r.conn?.tls?.resumed ?? false,
+    ...(r.conn?.siblingSession ? { resumedFromSession: r.conn.siblingSession } : {}),
     result: r.result,
     code: r.code,
   });

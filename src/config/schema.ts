@@ -259,6 +259,14 @@ export const configSchema = z
       host: z.string().default('127.0.0.1'),
       port: port.default(9121),
     }),
+    proxyProtocol: section({
+      /** Load balancers (HAProxy send-proxy / send-proxy-v2) allowed to name the client's address in a PROXY header
+       *  (v1 or v2) on the control port. A connection from these networks must send one; a header from anywhere else
+       *  is refused. Empty: PROXY protocol off. */
+      trustedCidrs: z.array(cidr).default([]),
+      /** A trusted balancer's connection without a complete header within this time is closed. */
+      headerTimeoutMs: ms.default(5_000),
+    }),
     shutdown: section({
       /** SIGTERM lets running transfers finish for at most this long. */
       graceMs: ms.default(30_000),

@@ -1,5 +1,7 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
+import { readProxyHeader, ProxyHeaderRefused } from '../cluster/proxy-header-reader.js';
+import { CidrSet } from '../defender/cidr.js';
 import { formatReply } from '../protocol/reply.js';
 import { unmapIPv4 } from '../protocol/address-text.js';
 import { DataChannel } from './data-channel.js';
@@ -20,10 +22,14 @@ export class ControlServer {
   /** Sessions not logged in, oldest first (Map order), and how many of them each address holds. */
   readonly #waiting = new Map<Session, string>();
   readonly #waitingPerIp = new Map<string, number>();
+  /** Balancers whose PROXY header names the client (proxyProtocol.trustedCidrs); null when the protocol is off. */
+  readonly #balancers: CidrSet | null;
 
   constructor(ctx: ServerContext) {
     this.#ctx = ctx;
     this.#log = ctx.log;
+    const trusted = ctx.config.proxyProtocol.trustedCidrs;
+    this.#balancers = trusted.length > 0 ? new CidrSet(trusted) : null;
     this.#server = net.createServer({ noDelay: true }, (socket) => this.#onConnection(socket));
     this.#server.on('error', (err) => this.#log.error({ err }, 'control listener error'));
   }
@@ -39,8 +45,27 @@ export class ControlServer {
   }
 
   #onConnection(socket: net.Socket): void {
-    const ip = unmapIPv4(socket.remoteAddress ?? '');
+    const connectedFrom = unmapIPv4(socket.remoteAddress ?? '');
     socket.on('error', () => undefined);
+    if (this.#balancers === null || !this.#balancers.has(connectedFrom)) {
+      this.#admit(socket, { ip: connectedFrom, port: socket.remotePort ?? 0 });
+      return;
+    }
+    // A trusted balancer speaks first: nothing is sent, and no limit is counted, until its header names the client.
+    socket.pause();
+    readProxyHeader(socket, this.#ctx.config.proxyProtocol.headerTimeoutMs).then(
+      (header) => this.#admit(socket, header.kind === 'proxied' ? { ip: unmapIPv4(header.source.ip), port: header.source.port } : { ip: connectedFrom, port: socket.remotePort ?? 0 }, connectedFrom),
+      (err: unknown) => {
+        const reason = err instanceof ProxyHeaderRefused ? err.reason : 'error';
+        this.#log.warn({ event: 'proxy_header_refused', balancer: connectedFrom, reason }, 'PROXY header refused; connection closed');
+        socket.destroy();
+      },
+    );
+  }
+
+  /** Admits a connection whose client address is known (the socket's peer, or a trusted PROXY header's source). */
+  #admit(socket: net.Socket, peer: { ip: string; port: number }, via?: string): void {
+    const ip = peer.ip;
     const limits = this.#ctx.config.limits;
     const refuse = (reason: string, text: string) => {
       this.#log.info({ event: 'connection_refused', ip, reason }, 'connection refused');
@@ -56,7 +81,7 @@ export class ControlServer {
       return refuse(full ? 'max_sessions' : 'max_unauthenticated_sessions', 'Too many connections, try again later');
     }
 
-    const session = new Session(socket, this.#ctx, (s) => new DataChannel(s));
+    const session = new Session(socket, this.#ctx, (s) => new DataChannel(s), via === undefined ? undefined : { ...peer, via });
     this.sessions.add(session);
     this.#perIp.set(ip, fromIp + 1);
     // Under pressure a newcomer gets less time to log in, so silent connections turn over faster.
@@ -64,6 +89,8 @@ export class ControlServer {
     this.#addWaiting(session);
     this.#ctx.metrics.sessionOpened();
     session.start(pressed ? Math.min(limits.loginTimeoutUnderPressureMs, limits.loginTimeoutMs) : limits.loginTimeoutMs);
+    // After a PROXY header the socket was left paused with the client's first bytes unshifted.
+    socket.resume();
   }
 
   /**

@@ -157,8 +157,10 @@ export class DataChannel {
     s.server.metrics.dataConnection(metric);
     s.log.warn({ event: 'data_connection_refused', reason: refusal.reason, peer: refusal.peer, expected: s.peerIp, user: s.phase.kind === 'ready' ? s.phase.user.name : undefined }, 'data connection refused');
     s.server.audit('data_connection_refused', { sid: s.id, ip: refusal.peer || s.peerIp, expected: s.peerIp, reason: refusal.reason });
+    // Only a connection from another address is scored. A refused TLS session comes from the control connection's own
+    // address (the address is checked first): that is the user's own client, or someone behind the same NAT, and
+    // scoring it would ban the user's address for its client's TLS habits.
     if (refusal.reason === 'wrong_address') s.server.defender.record(refusal.peer, 'foreignDataConnection', { sid: s.id });
-    if (refusal.reason === 'foreign_session') s.server.defender.record(refusal.peer, 'foreignDataConnection', { sid: s.id });
   }
 
   /**
@@ -186,7 +188,10 @@ export class DataChannel {
         if (reason === 'accept_timeout') s.server.metrics.dataConnection('timeout');
         return { code: 425, text: REFUSAL_TEXT[reason] };
       }
-      s.server.metrics.dataConnection(conn.tls === null ? 'clear' : 'resumed');
+      s.server.metrics.dataConnection(conn.tls === null ? 'clear' : conn.siblingSession !== null ? 'resumed_sibling' : 'resumed');
+      if (conn.siblingSession !== null) {
+        s.log.info({ event: 'data_session_sibling', sibling: conn.siblingSession }, 'data connection resumed a sibling session of the same user and address');
+      }
       const onAbort = () => conn.destroy();
       controller.signal.addEventListener('abort', onAbort, { once: true });
       try {

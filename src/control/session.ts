@@ -12,6 +12,7 @@ import { formatReply, type Reply } from '../protocol/reply.js';
 import { unmapIPv4 } from '../protocol/address-text.js';
 import type { StorageSession } from '../storage/backend.js';
 import { createSessionContext, describeTls, sessionIdCache, type TlsDescription } from '../tls/session-context.js';
+import type { TicketIssuer } from '../tls/session-tickets.js';
 import type { DataChannel } from './data-channel.js';
 import type { ServerContext } from './server-context.js';
 
@@ -53,6 +54,8 @@ export class Session {
   /** Address of our end of the control connection: the default PASV address and the passive listen address. */
   readonly localAddress: string;
   readonly connectedAt = Date.now();
+  /** The balancer's address when the connection came through PROXY protocol; null for a direct connection. */
+  readonly proxiedVia: string | null;
 
   phase: Phase = { kind: 'greeted' };
   security: Security = { kind: 'plain' };
@@ -74,14 +77,21 @@ export class Session {
   #idleTimer: NodeJS.Timeout | null = null;
   #loginTimer: NodeJS.Timeout | null = null;
   #closed = false;
+  /** This session's TLS ticket key, from AUTH TLS until the session ends. */
+  #tickets: TicketIssuer | null = null;
 
-  constructor(socket: net.Socket, server: ServerContext, createDataChannel: (s: Session) => DataChannel) {
+  /**
+   * `proxied`: the client's address from a trusted balancer's PROXY header, which replaces the socket's peer (the
+   * balancer) everywhere: limits, bans, logs, the audit trail and the data connection's address check.
+   */
+  constructor(socket: net.Socket, server: ServerContext, createDataChannel: (s: Session) => DataChannel, proxied?: { ip: string; port: number; via: string }) {
     this.id = randomBytes(6).toString('hex');
     this.server = server;
     this.#raw = socket;
     this.#socket = socket;
-    this.peerIp = unmapIPv4(socket.remoteAddress ?? '');
-    this.peerPort = socket.remotePort ?? 0;
+    this.peerIp = proxied?.ip ?? unmapIPv4(socket.remoteAddress ?? '');
+    this.peerPort = proxied?.port ?? socket.remotePort ?? 0;
+    this.proxiedVia = proxied?.via ?? null;
     this.localAddress = unmapIPv4(socket.localAddress ?? '127.0.0.1');
     this.log = server.log.child({ sid: this.id, ip: this.peerIp });
     this.refusals = new RefusalLog(this.log, { perSession: server.config.log.refusalsPerSession, summaryIntervalMs: server.config.log.refusalSummaryIntervalMs });
@@ -97,7 +107,7 @@ export class Session {
     this.#attach(this.#raw);
     this.#loginTimer = setTimeout(() => this.#timeout('login'), loginTimeoutMs).unref();
     this.#idleTimer = setTimeout(() => this.#timeout('idle'), limits.idleTimeoutMs).unref();
-    this.server.audit('connect', { sid: this.id, ip: this.peerIp, port: this.peerPort });
+    this.server.audit('connect', { sid: this.id, ip: this.peerIp, port: this.peerPort, ...(this.proxiedVia === null ? {} : { via: this.proxiedVia }) });
     this.send({ code: 220, text: this.server.config.listen.banner });
   }
 
@@ -187,6 +197,14 @@ export class Session {
       this.send({ code: 500, text: `Command line too long (limit ${this.server.config.limits.maxLineBytes} bytes)` });
       return;
     }
+    if (event.bytes.subarray(0, 6).toString('latin1') === 'PROXY ') {
+      // A PROXY header from an address not in proxyProtocol.trustedCidrs: its addresses are never believed.
+      this.log.warn({ event: 'proxy_header_untrusted' }, 'PROXY header from an untrusted address; connection closed');
+      this.server.defender.record(this.peerIp, 'protocolViolation', { kind: 'proxy_header_untrusted' });
+      this.send({ code: 421, text: 'PROXY header not accepted from your address' });
+      this.close('untrusted PROXY header');
+      return;
+    }
     const parsed = parseCommandLine(event.bytes);
     if (!parsed.ok) {
       const text = parsed.problem === 'invalid_utf8' ? 'Command is not valid UTF-8' : 'Syntax error, command unrecognized';
@@ -268,7 +286,13 @@ export class Session {
       return;
     }
     const cert = this.server.certStore.current();
-    const context = createSessionContext(cert, this.server.config.tls, this.id);
+    this.#tickets ??= this.server.tickets.issue({
+      sessionId: this.id,
+      ip: this.peerIp,
+      user: () => (this.phase.kind === 'ready' ? this.phase.user.name : null),
+      live: () => !this.#closed,
+    });
+    const context = createSessionContext(cert, this.server.config.tls, this.#tickets);
     this.security = { kind: 'upgrading' };
     this.#detach(this.#raw);
     this.#raw.pause();
@@ -310,6 +334,7 @@ export class Session {
         secure.off('error', fail);
         secure.off('close', closed);
         const info = describeTls(secure);
+        this.#tickets?.controlHandshakeDone();
         this.security = { kind: 'tls', socket: secure, context, info };
         this.server.metrics.tlsHandshake('control', 'ok');
         this.server.audit('tls', { sid: this.id, ip: this.peerIp, protocol: info.version, cipher: info.cipher });
@@ -364,6 +389,7 @@ export class Session {
     if (this.#loginTimer !== null) clearTimeout(this.#loginTimer);
     this.data.reset();
     this.refusals.flush();
+    this.#tickets?.release();
     this.phase = { kind: 'closing' };
     const socket = this.#socket;
     // Mid-handshake there is nothing to flush, and a TLSSocket ended before its handshake finished never closes.
