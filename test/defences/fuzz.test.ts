@@ -24,6 +24,8 @@ const LINES_PER_SESSION = 150;
 /** Many fuzz lines end their session (QUIT, REIN, overlong lines); the cap only stops a runaway loop. */
 const MAX_RECONNECTS = Math.max(200, Math.ceil(MAX_LINES / 10));
 const RSS_BOUND_BYTES = 100 * 1024 * 1024;
+/** Sampled during the run, before garbage is collected: four fuzz sessions' garbage and TLS buffers on top. */
+const PEAK_RSS_BOUND_BYTES = 200 * 1024 * 1024;
 /** A healthy session's NOOP must be answered within this, even while the fuzzers run. */
 const HEALTHY_REPLY_MS = 2_000;
 const SYNC_TIMEOUT_MS = 8_000;
@@ -238,7 +240,7 @@ describe('control channel fuzzing', () => {
     console.log(`# fuzz seed ${SEED}: ${sent} lines in ${Date.now() - startedAt} ms, ${syncs} batches, ${reconnects} sessions (cap ${MAX_RECONNECTS}); healthy NOOP max ${Math.max(...latencies)} ms over ${latencies.length}; rss peak ${Math.round((rssPeak - rssStart) / 1048576)} MiB above the start`);
     const internal = t.logs().filter((l) => (l.level as number) >= 50);
     assert.ok(sent >= Math.min(500, MAX_LINES), `only ${sent} lines were sent in ${MAX_MS} ms`);
-    assert.ok(rssPeak < rssStart + RSS_BOUND_BYTES, `RSS peaked at ${rssPeak}, from ${rssStart}`);
+    assert.ok(rssPeak < rssStart + PEAK_RSS_BOUND_BYTES, `RSS peaked at ${rssPeak}, from ${rssStart}`);
     assert.deepEqual(internal.map((l) => `${String(l.msg)} ${JSON.stringify(l.err ?? '')}`), [], 'no command ended in an internal error');
     assert.deepEqual(stuck, [], 'every fuzz session answered its batch or was closed');
     assert.deepEqual(healthyProblems, [], 'the healthy session was answered 200 every time');
