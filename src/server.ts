@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { AcmeManager } from './acme/acme-manager.js';
 import { AuditLog } from './audit/audit-log.js';
 import { resolveAuditPaths } from './audit/chain.js';
+import { LoginThrottle } from './auth/login-throttle.js';
 import { PasswordHasher } from './auth/password-hasher.js';
 import { UserDirectory } from './auth/user-directory.js';
 import type { User } from './auth/users-file.js';
@@ -78,7 +79,8 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
   const installed = certStore.install(await loadCertificate());
   log.info({ event: 'certificate_installed', source: installed.source, ...describeCertificate(installed.leaf) }, 'certificate installed');
 
-  const hasher = new PasswordHasher({ concurrency: config.limits.passwordHashConcurrency, queueMax: config.limits.passwordHashQueueMax });
+  const hasher = new PasswordHasher({ concurrency: config.limits.passwordHashConcurrency, queueMax: config.limits.passwordHashQueueMax, reserved: config.limits.passwordHashReservedQueue });
+  const loginThrottle = new LoginThrottle({ failuresBeforeThrottle: config.limits.accountFailuresBeforeThrottle, windowMs: config.limits.accountFailureWindowMs });
   const users = new UserDirectory({ file: abs(config.users.file), resolveHome: abs, hasher, log });
   users.reload();
 
@@ -107,6 +109,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     certStore,
     users,
     hasher,
+    loginThrottle,
     commands: buildRegistry(),
     passivePorts: new PassivePortPool(config.pasv.minPort, config.pasv.maxPort),
     defender: defender ?? noDefender,

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { readUsersFile, toUser, writeUsersFile, type User, type UsersFile } from './users-file.js';
+import type { HashPriority } from './login-throttle.js';
 import type { PasswordHasher } from './password-hasher.js';
 
 export type LoginResult =
@@ -51,9 +52,9 @@ export class UserDirectory {
     return this.#users.get(name);
   }
 
-  async authenticate(name: string, password: string): Promise<LoginResult> {
+  async authenticate(name: string, password: string, priority: HashPriority = 'other'): Promise<LoginResult> {
     const user = this.#users.get(name);
-    const ok = await this.#hasher.verify(user?.passwordHash ?? null, password);
+    const ok = await this.#hasher.verify(user?.passwordHash ?? null, password, priority);
     if (user === undefined) return { ok: false, reason: 'unknown_user' };
     if (!ok) return { ok: false, reason: 'bad_password' };
     if (user.disabled) return { ok: false, reason: 'disabled' };

@@ -10,7 +10,7 @@ export function resolveArg(s: Session, arg: string): string {
 /** Per-user permissions from the users file; denial is 550 (RFC 959: action not taken). */
 export function requirePermission(s: Session, perm: Permission): void {
   if (!s.user.permissions.has(perm)) {
-    s.log.info({ event: 'permission_denied', user: s.user.name, permission: perm }, 'permission denied');
+    s.refusals.write('info', { event: 'permission_denied', user: s.user.name, permission: perm }, 'permission denied');
     throw new FtpError(550, 'Permission denied', { reason: 'permission_denied' });
   }
 }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { LoginThrottle } from '../auth/login-throttle.js';
 import type { PasswordHasher } from '../auth/password-hasher.js';
 import type { User } from '../auth/users-file.js';
 import type { UserDirectory } from '../auth/user-directory.js';
@@ -26,6 +27,8 @@ export interface ServerContext {
   readonly certStore: CertStore;
   readonly users: UserDirectory;
   readonly hasher: PasswordHasher;
+  /** Per-account failure counts and the addresses each user logged in from (see LoginThrottle). */
+  readonly loginThrottle: LoginThrottle;
   readonly commands: ReadonlyMap<string, CommandSpec>;
   readonly passivePorts: PassivePortPool;
   readonly defender: DefenderPort;

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type { SecureContext } from 'node:tls';
 import { unmapIPv4 } from '../protocol/address-text.js';
-import type { PassivePortPool } from './passive-ports.js';
+import type { PassiveOwner, PassivePortPool } from './passive-ports.js';
 import { DataConnectionRefused, clearDataConnection, onFirstBytes, resumptionRefusal, startTlsDataConnection, type DataConnection, type TlsDataStart, type TransferDirection } from './data-connection.js';
 
 export interface PassiveBinding {
@@ -18,6 +18,15 @@ export interface PassiveBinding {
   onRefused: (refusal: DataConnectionRefused) => void;
 }
 
+export interface PassiveTimeouts {
+  /** pasv.acceptTimeoutMs: from PASV/EPSV until the client connects. */
+  acceptMs: number;
+  /** pasv.idleListenerTimeoutMs: from PASV/EPSV until the transfer command; then the port and any connection go. */
+  idleMs: number;
+  /** tls.handshakeTimeoutMs: from the client's connect until its TLS handshake is done. */
+  handshakeMs: number;
+}
+
 /**
  * One PASV/EPSV: a listener that accepts exactly one connection, then closes. The connection is checked against the
  * session binding as soon as it arrives (address at accept, resumption once the TLS handshake completes); the result
@@ -30,6 +39,11 @@ export class PassiveListener {
   #result: Promise<DataConnection>;
   #settle!: { resolve: (c: DataConnection) => void; reject: (e: DataConnectionRefused) => void };
   #acceptTimer: NodeJS.Timeout | null = null;
+  #idleTimer: NodeJS.Timeout | null = null;
+  #handshakeTimer: NodeJS.Timeout | null = null;
+  readonly #handshakeMs: number;
+  /** The transfer command did not come in time: everything was dropped and a late one is told so. */
+  #expired = false;
   #socket: net.Socket | null = null;
   #tlsStart: TlsDataStart | null = null;
   /** Set by the transfer command; null until it comes, which may be after the client started TLS. */
@@ -37,22 +51,24 @@ export class PassiveListener {
   #closed = false;
   #settled = false;
 
-  private constructor(server: net.Server, port: number, binding: PassiveBinding) {
+  private constructor(server: net.Server, port: number, binding: PassiveBinding, handshakeMs: number) {
     this.#server = server;
     this.port = port;
     this.#binding = binding;
+    this.#handshakeMs = handshakeMs;
     this.#result = new Promise((resolve, reject) => (this.#settle = { resolve, reject }));
     // Nobody may be awaiting yet; a refusal before the transfer command must not be an unhandled rejection.
     this.#result.catch(() => undefined);
   }
 
-  static async open(pool: PassivePortPool, host: string, binding: PassiveBinding, acceptTimeoutMs: number): Promise<PassiveListener> {
+  static async open(pool: PassivePortPool, host: string, owner: PassiveOwner, binding: PassiveBinding, timeouts: PassiveTimeouts): Promise<PassiveListener> {
     const server = net.createServer({ pauseOnConnect: true });
-    const port = await pool.listen(server, host);
-    const listener = new PassiveListener(server, port, binding);
+    const port = await pool.listen(server, host, owner);
+    const listener = new PassiveListener(server, port, binding, timeouts.handshakeMs);
     server.on('connection', (s) => listener.#onConnection(s));
     server.on('error', () => listener.close());
-    listener.#acceptTimer = setTimeout(() => listener.#refuse('accept_timeout', ''), acceptTimeoutMs).unref();
+    listener.#acceptTimer = setTimeout(() => listener.#refuse('accept_timeout', ''), timeouts.acceptMs).unref();
+    listener.#idleTimer = setTimeout(() => listener.#expire(), timeouts.idleMs).unref();
     return listener;
   }
 
@@ -78,6 +94,8 @@ export class PassiveListener {
       return;
     }
     socket.once('close', () => this.#refuse('closed', peer));
+    // From the connect on: a client that connects and sends nothing holds a socket until this fires.
+    this.#handshakeTimer = setTimeout(() => this.#refuse('handshake_timeout', peer), this.#handshakeMs).unref();
     const context = this.#binding.context;
     onFirstBytes(socket, (first) => {
       // TLS starts on the client's first bytes, never held for the transfer command: curl sends its ClientHello before
@@ -86,6 +104,7 @@ export class PassiveListener {
       const started = startTlsDataConnection(socket, context, peer, this.#direction, first, this.#binding.chunkBytes);
       this.#tlsStart = started;
       started.onceSecure(() => {
+        this.#clearHandshakeTimer();
         void resumptionRefusal(started, this.#binding.requireSessionReuse, this.#binding.siblingLoginWaitMs).then((refusal) => {
           if (this.#settled) return;
           if (refusal !== null) {
@@ -102,10 +121,14 @@ export class PassiveListener {
   }
 
   /**
-   * Waits for the verified connection. The handshake clock starts here, not at accept: ftplib connects at PASV time
-   * but starts TLS only after our 150 reply. `direction` picks the TLS path if the client has not started TLS yet.
+   * Waits for the verified connection. A handshake clock runs from the connect and another from here: ftplib
+   * connects at PASV time but starts TLS only after our 150 reply. `direction` picks the TLS path if the client has
+   * not started TLS yet.
    */
   async connection(handshakeTimeoutMs: number, signal: AbortSignal, direction: TransferDirection): Promise<DataConnection> {
+    if (this.#expired) throw new DataConnectionRefused('idle_timeout', '');
+    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
+    this.#idleTimer = null;
     this.#direction = direction;
     const timer = setTimeout(() => this.#refuse(this.#socket === null ? 'accept_timeout' : 'handshake_timeout', ''), handshakeTimeoutMs).unref();
     const onAbort = () => this.#refuse('closed', '');
@@ -123,11 +146,26 @@ export class PassiveListener {
     return this.#socket !== null;
   }
 
+  /** No transfer command within pasv.idleListenerTimeoutMs: the port and any connection, verified or not, go. */
+  #expire(): void {
+    this.#idleTimer = null;
+    this.#expired = true;
+    this.#refuse('idle_timeout', '');
+    this.#tlsStart?.socket.destroy();
+    this.#socket?.destroy();
+  }
+
+  #clearHandshakeTimer(): void {
+    if (this.#handshakeTimer !== null) clearTimeout(this.#handshakeTimer);
+    this.#handshakeTimer = null;
+  }
+
   #refuse(reason: DataConnectionRefused['reason'], peer: string, cause?: unknown): void {
+    this.#clearHandshakeTimer();
     // Once settled (the normal end of every transfer ends here too), nobody reads a refusal: don't build one.
     if (!this.#settled) {
       const refusal = new DataConnectionRefused(reason, peer, { cause });
-      if (reason !== 'closed' && reason !== 'accept_timeout') this.#binding.onRefused(refusal);
+      if (reason !== 'closed' && reason !== 'accept_timeout' && reason !== 'idle_timeout') this.#binding.onRefused(refusal);
       this.#settled = true;
       this.#settle.reject(refusal);
       // Nothing was handed to a transfer: a connection that timed out or failed its checks is ours to close.
@@ -147,6 +185,9 @@ export class PassiveListener {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
+    this.#idleTimer = null;
+    this.#clearHandshakeTimer();
     this.#stopListening();
     if (!this.#settled) {
       this.#settled = true;

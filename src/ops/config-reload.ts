@@ -10,9 +10,13 @@ const RUNTIME_KEYS: readonly string[] = [
   'pasv.externalAddress',
   'pasv.addressOverrides',
   'pasv.acceptTimeoutMs',
+  'pasv.idleListenerTimeoutMs',
+  'pasv.maxListenersPerUser',
+  'pasv.maxListenersPerAddress',
   'tls.certFile',
   'tls.keyFile',
   'tls.minVersion',
+  'tls.ciphers',
   'tls.requireForLogin',
   'tls.requireForData',
   'tls.requireDataSessionReuse',
@@ -24,6 +28,8 @@ const RUNTIME_KEYS: readonly string[] = [
   'tls.selfSignedNames',
   'users.demoHome',
   'log.level',
+  'log.refusalsPerSession',
+  'log.refusalSummaryIntervalMs',
   'limits.',
   'storage.',
   'activeMode.',
@@ -31,7 +37,14 @@ const RUNTIME_KEYS: readonly string[] = [
 ];
 
 /** Bound at start even inside a section that otherwise reloads. */
-const RESTART_KEYS: readonly string[] = ['limits.passwordHashConcurrency', 'limits.passwordHashQueueMax', 'limits.digestWorkers'];
+const RESTART_KEYS: readonly string[] = [
+  'limits.passwordHashConcurrency',
+  'limits.passwordHashQueueMax',
+  'limits.passwordHashReservedQueue',
+  'limits.accountFailuresBeforeThrottle',
+  'limits.accountFailureWindowMs',
+  'limits.digestWorkers',
+];
 
 export interface ConfigChanges {
   /** Dotted keys whose new value is now in effect. */

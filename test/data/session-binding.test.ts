@@ -355,7 +355,9 @@ describe('passive port range', () => {
   let t: TestServer;
   const range = passiveRange(1);
   before(async () => {
-    t = await startTestServer({ config: { ...QUIET_DEFENDER, pasv: range } });
+    // Both sessions are one user from one address: the per-user and per-address caps (a quarter of the range, so 1
+    // here) are raised, so that the range itself runs out.
+    t = await startTestServer({ config: { ...QUIET_DEFENDER, pasv: { ...range, maxListenersPerUser: 2, maxListenersPerAddress: 2 } } });
   });
   after(() => t.close());
 
@@ -363,7 +365,7 @@ describe('passive port range', () => {
     const holder = await loggedIn(t, 'TLSv1.3');
     const other = await loggedIn(t, 'TLSv1.3');
     try {
-      // Held by a session that never connects to it (the listener lives until pasv.acceptTimeoutMs, 30 s).
+      // Held by a session that never connects to it (the listener lives until pasv.idleListenerTimeoutMs, 10 s).
       const held = await holder.epsv();
       assert.equal(held, range.minPort);
       const r = await other.send('EPSV');
