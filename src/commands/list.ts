@@ -1,6 +1,6 @@
 import { formatListLine } from '../storage/listing-format.js';
 import type { CommandSpec } from './command-spec.js';
-import { openListTarget, sendListing } from './listing.js';
+import { formatLines, openListTarget, sendListing } from './listing.js';
 
 export const LIST: CommandSpec = {
   verb: 'LIST',
@@ -9,6 +9,6 @@ export const LIST: CommandSpec = {
   async run(s, arg) {
     const target = await openListTarget(s, arg);
     const now = new Date();
-    return sendListing(s, target, (e) => formatListLine(e, now));
+    return sendListing(s, target, formatLines(target.entries(), (e) => formatListLine(e, now)));
   },
 };

@@ -1,7 +1,7 @@
 import { FtpError } from '../errors.js';
 import { formatMlsxFacts, mlsxPerm } from '../storage/listing-format.js';
 import type { CommandSpec } from './command-spec.js';
-import { openListTarget, sendListing } from './listing.js';
+import { formatLines, openListTarget, sendListing } from './listing.js';
 
 /** RFC 3659 §7: machine-readable listing of a directory (501-class error for a file). */
 export const MLSD: CommandSpec = {
@@ -16,6 +16,6 @@ export const MLSD: CommandSpec = {
     }
     const perms = s.user.permissions;
     const cdir = formatMlsxFacts(target.self, mlsxPerm('cdir', perms), { role: 'cdir', name: '.' });
-    return sendListing(s, target, (e) => formatMlsxFacts(e, mlsxPerm(e.type, perms)), [cdir]);
+    return sendListing(s, target, formatLines(target.entries(), (e) => formatMlsxFacts(e, mlsxPerm(e.type, perms)), [cdir]));
   },
 };

@@ -17,7 +17,7 @@ export const STAT: CommandSpec = {
     const lines: string[] = [];
     try {
       // Read only as far as the reply shows: a huge directory costs maxStatListEntries entries, not all of them.
-      for await (const e of target.entries) {
+      for await (const e of target.entries()) {
         if (lines.length >= max) break;
         lines.push(formatListLine(e, now));
       }

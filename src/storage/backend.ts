@@ -53,6 +53,8 @@ export interface Upload {
  * up to storage.listingSortMaxEntries entries, in directory order beyond. Without upload temporaries.
  */
 export interface Listing extends AsyncIterable<FileInfo> {
+  /** The names alone, without looking at each entry (NLST): read instead of iterating the listing itself. */
+  names(): AsyncIterable<string>;
   /** Releases the directory when it is not iterated to the end (iterating or breaking out releases it by itself). */
   close(): Promise<void>;
 }

@@ -1,16 +1,17 @@
-import type { Stats } from 'node:fs';
-import { lstat, open, opendir, type FileHandle } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { open, opendir, type FileHandle } from 'node:fs/promises';
 import type { Logger } from '../log/logger.js';
 import type { FileInfo, Listing } from './backend.js';
 import { fdPath, O_PATH, type HomeJail, type VerifiedDir } from './home-jail.js';
+import { lstatBatch, type RawStat } from './stat-worker.js';
 import { isUploadArtifact } from './upload-names.js';
 import { nameProblem } from './virtual-path.js';
 
 /**
  * A directory listed in bounded memory, whatever its size. Names are read from the verified directory descriptor
- * in batches (opendir), each entry is lstat'ed relative to that descriptor with a few calls in flight, and the next
- * batch is read only when the consumer (the data connection, through stream backpressure) asks for more. Memory is
- * one sort buffer of at most `sortMaxEntries` names, the stat window and the socket's buffers.
+ * in batches (opendir), lstat'ed relative to that descriptor in batches on a worker thread (stat-worker.ts), and the
+ * next batch is read only when the consumer (the data connection, through stream backpressure) asks for more.
+ * Memory is one sort buffer of at most `sortMaxEntries` names, two stat batches and the socket's buffers.
  *
  * Order: a directory of at most `sortMaxEntries` entries is listed sorted by name, as before; a larger one in the
  * order the file system returns it (as vsftpd and Pure-FTPd do for large directories): sorting it would need every
@@ -23,9 +24,12 @@ export interface ListingOptions {
   log?: Logger | undefined;
 }
 
-/** lstat calls a listing keeps in flight: enough to hide latency, few enough to leave the thread pool to transfers. */
-const LIST_STAT_CONCURRENCY = 32;
-/** Entries opendir fetches per getdents batch. */
+const { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK } = constants;
+/** Entries lstat'ed per worker message: a message costs about as much as a few dozen lstats. */
+const STAT_BATCH = 256;
+/** Batches a listing keeps in flight: the next one is looked up while the current one is sent. */
+const BATCHES_IN_FLIGHT = 2;
+/** Entries opendir fetches per getdents call. */
 const READDIR_BATCH = 256;
 
 export class LocalListing implements Listing {
@@ -41,15 +45,28 @@ export class LocalListing implements Listing {
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<FileInfo> {
-    if (this.#started) throw new Error('a listing is read once');
-    this.#started = true;
+    this.#start();
     try {
-      for await (const info of mapOrdered(this.#names(), (name) => this.#entry(name), LIST_STAT_CONCURRENCY)) {
-        if (info !== null) yield info;
+      for await (const infos of mapOrdered(batches(this.#names(), STAT_BATCH), (names) => this.#infos(names), BATCHES_IN_FLIGHT)) {
+        for (const info of infos) if (info !== null) yield info;
       }
     } finally {
       await this.close();
     }
+  }
+
+  async *names(): AsyncGenerator<string> {
+    this.#start();
+    try {
+      yield* this.#names();
+    } finally {
+      await this.close();
+    }
+  }
+
+  #start(): void {
+    if (this.#started) throw new Error('a listing is read once');
+    this.#started = true;
   }
 
   /** Releases the directory; iterating to the end (or breaking out) does it by itself. */
@@ -106,27 +123,43 @@ export class LocalListing implements Listing {
     }
   }
 
-  /** One entry; a symlink shows its target when the target is inside the home, else stays a 'link'. */
-  async #entry(name: string): Promise<FileInfo | null> {
-    const path = this.#dir.at(name);
-    let st: Stats;
-    try {
-      st = await lstat(path);
-    } catch {
-      return null; // removed since it was read
-    }
-    if (!st.isSymbolicLink()) return toInfo(name, st);
+  /** Entries of a batch of names; a symlink shows its target when the target is inside the home, else stays a 'link'. */
+  async #infos(names: string[]): Promise<Array<FileInfo | null>> {
+    const stats = await lstatBatch(`${fdPath(this.#dir.fd)}/`, names);
+    return Promise.all(
+      names.map((name, i) => {
+        const st = stats[i] ?? null;
+        if (st === null) return null; // removed since it was read
+        return (st.mode & S_IFMT) === S_IFLNK ? this.#link(name, st) : rawInfo(name, st);
+      }),
+    );
+  }
+
+  async #link(name: string, st: RawStat): Promise<FileInfo> {
     let target: FileHandle | undefined;
     try {
-      target = await open(path, O_PATH);
+      target = await open(this.#dir.at(name), O_PATH);
       if ((await this.#jail.realInside(target.fd)) !== null) return toInfo(name, await target.stat());
     } catch {
       // broken link or loop: listed as a link
     } finally {
       await target?.close().catch(() => undefined);
     }
-    return toInfo(name, st);
+    return rawInfo(name, st);
   }
+}
+
+/** Groups `source` into arrays of up to `size`. */
+async function* batches<T>(source: AsyncIterable<T>, size: number): AsyncGenerator<T[]> {
+  let batch: T[] = [];
+  for await (const item of source) {
+    batch.push(item);
+    if (batch.length >= size) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield batch;
 }
 
 /**
@@ -156,7 +189,18 @@ async function* mapOrdered<T, R>(source: AsyncIterable<T>, fn: (item: T) => Prom
   }
 }
 
+function rawInfo(name: string, st: RawStat): FileInfo {
+  const kind = st.mode & S_IFMT;
+  const type = kind === S_IFREG ? 'file' : kind === S_IFDIR ? 'dir' : kind === S_IFLNK ? 'link' : 'other';
+  return { name, type, size: st.size, mtime: new Date(st.mtimeMs), mode: st.mode & 0o7777, unique: unique(st.dev, st.ino) };
+}
+
+/** RFC 3659 "unique" fact: device and inode. */
+function unique(dev: number, ino: number): string {
+  return `${dev.toString(16)}g${ino.toString(16)}`;
+}
+
 export function toInfo(name: string, st: Stats): FileInfo {
   const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'link' : 'other';
-  return { name, type, size: st.size, mtime: st.mtime, mode: st.mode & 0o7777, unique: `${st.dev.toString(16)}g${st.ino.toString(16)}` };
+  return { name, type, size: st.size, mtime: st.mtime, mode: st.mode & 0o7777, unique: unique(st.dev, st.ino) };
 }
