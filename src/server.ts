@@ -119,15 +119,18 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
       return stopping;
     },
     audit,
-    createStorage: (user: User) =>
+    createStorage: (user: User, session: { sid: string; ip: string }) =>
       createLocalStorage({
         home: user.home,
         maxPathBytes: config.storage.maxPathBytes,
         maxNameBytes: config.storage.maxNameBytes,
         atomicUploads: config.storage.atomicUploads,
         fsyncOnCommit: config.storage.fsyncOnCommit,
+        listingSortMaxEntries: config.storage.listingSortMaxEntries,
         digests,
         log: log.child({ user: user.name }),
+        // A security event: the tree changed under an operation (or a link leads out of the home); virtual path only.
+        onViolation: (v) => audit('confinement_violation', { sid: session.sid, ip: session.ip, user: user.name, ...v }),
       }),
     acquireLogin: (session: Session, user: string) => control?.acquireLogin(session, user) ?? false,
     sessionEnded: (session: Session, reason: string) => control?.release(session, reason !== 'rein'),

@@ -39,7 +39,7 @@ export const PASS: CommandSpec = {
       const fingerprint = peerCert?.fingerprint256?.replace(/:/g, '').toLowerCase();
       if (fingerprint === undefined || !user.clientCertificates.includes(fingerprint)) return failLogin(s, name, 'client_certificate');
     }
-    const storage = s.server.createStorage(user);
+    const storage = s.server.createStorage(user, { sid: s.id, ip: s.peerIp });
     await storage.ready;
     if (!s.server.acquireLogin(s, name)) {
       s.phase = { kind: 'greeted' };

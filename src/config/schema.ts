@@ -193,6 +193,11 @@ export const configSchema = z
       maxPathBytes: positiveInt.default(4096),
       /** Longest single file name in UTF-8 bytes (553 beyond). */
       maxNameBytes: positiveInt.default(255),
+      /**
+       * Directories of up to this many entries are listed (LIST, NLST, MLSD, STAT) sorted by name; larger ones are
+       * streamed in directory order, so a listing's memory stays bounded whatever the directory size. 0: never sort.
+       */
+      listingSortMaxEntries: nonNegativeInt.default(10_000),
     }),
     activeMode: section({
       /** PORT/EPRT; off by default: passive with session binding is the safe mode. */

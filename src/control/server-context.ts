@@ -39,7 +39,8 @@ export interface ServerContext {
   readonly stopping: boolean;
   /** Audit trail: connect, TLS, logins, transfers, file operations. */
   audit(event: string, fields: Record<string, unknown>): void;
-  createStorage(user: User): StorageSession;
+  /** The user's storage for one session; `session` identifies it in security audit events. */
+  createStorage(user: User, session: { sid: string; ip: string }): StorageSession;
   /** Counts a login against limits.maxLoginsPerUser; false when the user is at the limit. */
   acquireLogin(session: Session, user: string): boolean;
   sessionEnded(session: Session, reason: string): void;
