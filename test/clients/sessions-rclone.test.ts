@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runProcess, type RunResult } from '../helpers/clients.js';
 import { contentHashes, partnerTree, writeTree } from '../helpers/file-tree.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { passiveRange, startTestServer, type TestServer } from '../helpers/server.js';
 
 // rclone (Debian 12's 1.60, Go's crypto/tls) with its FTP backend over explicit TLS: a nested tree with UTF-8 names
 // and an 8 MiB file goes up, is compared byte for byte with `rclone check --download`, and comes back. rclone runs
@@ -41,7 +41,9 @@ describe('rclone: a tree up and back over parallel connections', () => {
   let obscured: string;
 
   before(async () => {
-    t = await startTestServer();
+    // rclone's defaults hold up to 12 passive listeners at once (4 transfers + 8 checkers); the per-user cap is a
+    // quarter of the range, so the range is sized as a production one would be for such clients.
+    t = await startTestServer({ config: { pasv: passiveRange(60) } });
     local = await mkdtemp(join(tmpdir(), 'ftpsd-rclone-'));
     // The password is given to rclone obscured, as its config file stores it; `-` reads it from standard input.
     const ob = await runProcess('rclone', ['obscure', '-'], { input: PASSWORD });

@@ -80,7 +80,8 @@ describe(`${CONCURRENT} concurrent listings of a ${ENTRIES.toLocaleString('en')}
       nodeArgs: ['--max-semi-space-size=4'],
       users: { [USER]: PASSWORD },
       config: {
-        pasv: passiveRange(2 * CONCURRENT),
+        // All listings come from one address and one user: lift the per-user and per-address listener caps.
+        pasv: { ...passiveRange(2 * CONCURRENT), maxListenersPerUser: 2 * CONCURRENT, maxListenersPerAddress: 2 * CONCURRENT },
         limits: { maxSessionsPerIp: 2 * CONCURRENT, maxLoginsPerUser: 2 * CONCURRENT },
         log: { level: 'warn' },
       },
