@@ -20,6 +20,8 @@ missing=()
 for cmd in "${!needed[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${needed[$cmd]}")
 done
+# PostgreSQL for the store tests: initdb and pg_ctl live outside PATH, in /usr/lib/postgresql/VERSION/bin.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
@@ -81,3 +83,7 @@ for cmd in "${!needed[@]}"; do
     exit 1
   fi
 done
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  echo "install-test-deps: initdb still missing after installing ${packages[*]}" >&2
+  exit 1
+fi

@@ -22,7 +22,8 @@ function section<T extends z.ZodRawShape>(shape: T) {
   return z.object(shape).strict().prefault({} as never);
 }
 
-export const permissionNames = ['list', 'download', 'upload', 'delete', 'rename', 'mkdir'] as const;
+/** `overwrite` replaces or appends to an existing file; `upload` alone only creates new ones (a drop box). */
+export const permissionNames = ['list', 'download', 'upload', 'overwrite', 'delete', 'rename', 'mkdir'] as const;
 export type Permission = (typeof permissionNames)[number];
 
 export const configSchema = z
@@ -72,10 +73,26 @@ export const configSchema = z
       watchIntervalMs: nonNegativeInt.default(60_000),
     }),
     users: section({
-      /** Users, argon2id hashes, homes and permissions; created with a demo user at first start. */
+      /** Users file of earlier versions (argon2id hashes, homes, permissions): imported into the store once, at first start. */
       file: z.string().default('config/users.yaml'),
       /** Home directory given to the demo user created on first start. */
       demoHome: z.string().default('data/demo'),
+    }),
+    store: section({
+      /** The embedded SQLite database (created at first start); used when url is empty. */
+      path: z.string().default('data/ftpsd.db'),
+      /** postgres://USER:PASSWORD@HOST:PORT/DB: one PostgreSQL store shared by several nodes; empty: the SQLite file. */
+      url: z.string().refine((v) => v === '' || /^postgres(ql)?:\/\//.test(v), 'must be a postgres:// URL or empty').default(''),
+      /** PostgreSQL connections each process keeps at most. */
+      maxConnections: positiveInt.default(10),
+      /** How often a running server picks up changes made by the CLI or another node (disabled users, bans, audit). */
+      pollIntervalMs: ms.default(1_000),
+    }),
+    housekeeping: section({
+      /** How often retention, idle-account and lapsed-exception checks run. */
+      intervalMs: ms.default(3_600_000),
+      /** Hidden partial uploads kept for REST are deleted once they are this old. */
+      partialUploadMaxAgeMs: ms.default(86_400_000),
     }),
     log: section({
       /** pino log level of the JSON log on standard output. */
