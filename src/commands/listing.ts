@@ -9,8 +9,8 @@ import { transferLimits } from './transfer-audit.js';
 
 /** The entries a listing command shows: a directory's content, or the file itself when the path names a file. */
 export async function listTarget(s: Session, arg: string): Promise<{ path: string; dir: boolean; entries: FileInfo[] }> {
-  requirePermission(s, 'list');
   const path = resolveArg(s, stripListOptions(arg));
+  requirePermission(s, 'list', path);
   const info = await s.storage.stat(path);
   if (info.type !== 'dir') return { path, dir: false, entries: [info] };
   const entries = (await s.storage.list(path)).filter((e) => isListableName(e.name));

@@ -14,7 +14,7 @@ export const PASS: CommandSpec = {
     s.requireTlsForLogin();
     if (s.phase.kind !== 'needPass') throw new FtpError(503, 'Login with USER first');
     const name = s.phase.userName;
-    const result = await s.server.users.authenticate(name, arg);
+    const result = await s.server.users.authenticate(name, arg, { tlsVersion: s.security.kind === 'tls' ? s.security.info.version : null });
     if (!result.ok) return failLogin(s, name, result.reason);
     const user = result.user;
     if (user.allowedNetworks.length > 0 && !new CidrSet(user.allowedNetworks).has(s.peerIp)) {
@@ -27,7 +27,7 @@ export const PASS: CommandSpec = {
     }
     const storage = s.server.createStorage(user);
     await storage.ready;
-    if (!s.server.acquireLogin(s, name)) {
+    if (!s.server.acquireLogin(s, name, user)) {
       s.phase = { kind: 'greeted' };
       s.server.metrics.login('refused');
       s.server.audit('login_failed', { sid: s.id, ip: s.peerIp, user: name, reason: 'too_many_sessions' });

@@ -57,10 +57,10 @@ export class ControlServer {
     session.start();
   }
 
-  /** Counts a logged-in session against limits.maxLoginsPerUser. */
-  acquireLogin(session: Session, user: string): boolean {
+  /** Counts a logged-in session against `max` (default limits.maxLoginsPerUser). */
+  acquireLogin(session: Session, user: string, max = this.#ctx.config.limits.maxLoginsPerUser): boolean {
     const set = this.#perUser.get(user) ?? new Set<Session>();
-    if (set.size >= this.#ctx.config.limits.maxLoginsPerUser) return false;
+    if (set.size >= max) return false;
     set.add(session);
     this.#perUser.set(user, set);
     return true;

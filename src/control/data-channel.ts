@@ -8,6 +8,7 @@ import type { MetricsSink } from '../metrics/metrics-sink.js';
 import type { Reply } from '../protocol/reply.js';
 import type { Session } from './session.js';
 import { CidrSet } from '../defender/cidr.js';
+import { reuseWaived } from '../access/login-user.js';
 
 /** What the client reads in a 425 for each refusal: a reason a human can act on. */
 const REFUSAL_TEXT: Record<RefusalReason, string> = {
@@ -47,6 +48,12 @@ function parsedOverrides(overrides: AddressOverrides): Array<{ networks: CidrSet
 
 type Active = { controller: AbortController; done: Promise<void> };
 
+/** tls.requireDataSessionReuse, unless the user's policy holds a reuse exception still in force (it lapses by itself). */
+function requireReuse(s: Session): boolean {
+  if (!s.server.config.tls.requireDataSessionReuse) return false;
+  return !(s.phase.kind === 'ready' && reuseWaived(s.phase.user));
+}
+
 /**
  * The session's side of the data layer: the pending data source (passive listener or active connector) and the
  * transfer in progress. It writes no reply itself except through the session, and owns every listener and data
@@ -80,7 +87,7 @@ export class DataChannel {
         {
           expectedPeer: s.peerIp,
           context,
-          requireSessionReuse: cfg.tls.requireDataSessionReuse,
+          requireSessionReuse: requireReuse(s),
           chunkBytes: cfg.limits.transferChunkBytes,
           onRefused: (refusal) => this.#onRefused(refusal),
         },
@@ -108,7 +115,7 @@ export class DataChannel {
       { host, port, localAddress: s.localAddress },
       {
         context,
-        requireSessionReuse: s.server.config.tls.requireDataSessionReuse,
+        requireSessionReuse: requireReuse(s),
         chunkBytes: s.server.config.limits.transferChunkBytes,
         onRefused: (refusal) => this.#onRefused(refusal),
       },

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { PasswordHasher } from '../auth/password-hasher.js';
 import type { User } from '../auth/users-file.js';
-import type { UserDirectory } from '../auth/user-directory.js';
+import type { StoreDirectory } from '../auth/store-directory.js';
 import type { CommandSpec } from '../commands/command-spec.js';
 import type { Config } from '../config/schema.js';
 import type { PassivePortPool } from '../data/passive-ports.js';
@@ -23,7 +23,7 @@ export interface ServerContext {
   readonly config: Config;
   readonly log: Logger;
   readonly certStore: CertStore;
-  readonly users: UserDirectory;
+  readonly users: StoreDirectory;
   readonly hasher: PasswordHasher;
   readonly commands: ReadonlyMap<string, CommandSpec>;
   readonly passivePorts: PassivePortPool;
@@ -34,7 +34,7 @@ export interface ServerContext {
   /** Audit trail: connect, TLS, logins, transfers, file operations. */
   audit(event: string, fields: Record<string, unknown>): void;
   createStorage(user: User): StorageSession;
-  /** Counts a login against limits.maxLoginsPerUser; false when the user is at the limit. */
-  acquireLogin(session: Session, user: string): boolean;
+  /** Counts a login against the user's session limit (its policy, else limits.maxLoginsPerUser); false at the limit. */
+  acquireLogin(session: Session, user: string, account?: User): boolean;
   sessionEnded(session: Session, reason: string): void;
 }

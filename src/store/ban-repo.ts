@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { BanFileState, BanRecord, OffenceRecord } from '../defender/ban-file.js';
+import type { BanChanges, BanFileState, BanPersistence } from '../defender/ban-file.js';
 import type { Database } from './schema.js';
 
 // The defender's bans and offence history in the store, so a restarted server, `ftpsd ban` and other nodes share
@@ -7,11 +7,9 @@ import type { Database } from './schema.js';
 
 type Db = Kysely<Database>;
 
-export interface BanChanges {
-  bans: BanRecord[];
-  removedBans: string[];
-  offences: OffenceRecord[];
-  removedOffences: string[];
+/** The defender's persistence in the store. */
+export function storeBanPersistence(db: Db, location: string): BanPersistence {
+  return { describe: location, load: (now) => loadBans(db, now), save: (changes, now) => saveBanChanges(db, changes, now) };
 }
 
 export async function loadBans(db: Db, now: number): Promise<BanFileState> {

@@ -123,6 +123,11 @@ export async function deleteFolder(db: Db, name: string): Promise<void> {
   await db.deleteFrom('folders').where('name', '=', name).execute();
 }
 
+/** A stronger hash of the same password (argon2 parameters raised): the password's age is kept. */
+export async function rehashPassword(db: Db, name: string, hash: string): Promise<void> {
+  await db.updateTable('users').set({ password_hash: hash }).where('name', '=', name).execute();
+}
+
 /** Login bookkeeping, outside the partner model: no change-log record. */
 export async function recordLogin(db: Db, name: string, at: number): Promise<void> {
   await db.updateTable('users').set({ last_login_at: at }).where('name', '=', name).execute();

@@ -17,6 +17,11 @@ export async function getUsage(db: Db, scope: string): Promise<Usage> {
   return row ?? { bytes: 0, files: 0 };
 }
 
+/** The usage of a scope, or null when it has never been counted. */
+export async function findUsage(db: Db, scope: string): Promise<Usage | null> {
+  return (await db.selectFrom('quota_usage').select(['bytes', 'files']).where('scope', '=', scope).executeTakeFirst()) ?? null;
+}
+
 export async function listUsage(db: Db): Promise<Array<Usage & { scope: string }>> {
   return db.selectFrom('quota_usage').select(['scope', 'bytes', 'files']).orderBy('scope').execute();
 }

@@ -16,6 +16,8 @@ export interface TestUser {
   password: string;
   permissions?: UserRecord['permissions'];
   allowedNetworks?: string[];
+  /** SHA-256 fingerprints of client certificates that map to this user. */
+  clientCertificates?: string[];
   uploadBytesPerSecond?: number;
   downloadBytesPerSecond?: number;
 }
@@ -73,7 +75,7 @@ export async function startTestServer(opts: { users?: TestUser[]; config?: Confi
       home: join(dir, 'homes', u.name),
       permissions: u.permissions ?? ['list', 'download', 'upload', 'delete', 'rename', 'mkdir'],
       allowedNetworks: u.allowedNetworks ?? [],
-      clientCertificates: [],
+      clientCertificates: u.clientCertificates ?? [],
       disabled: false,
       ...(u.uploadBytesPerSecond === undefined ? {} : { uploadBytesPerSecond: u.uploadBytesPerSecond }),
       ...(u.downloadBytesPerSecond === undefined ? {} : { downloadBytesPerSecond: u.downloadBytesPerSecond }),
