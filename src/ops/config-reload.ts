@@ -24,6 +24,7 @@ const RUNTIME_KEYS: readonly string[] = [
   'log.level',
   'limits.',
   'storage.',
+  'housekeeping.',
   'activeMode.',
   'shutdown.',
 ];

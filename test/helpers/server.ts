@@ -26,6 +26,8 @@ export interface TestServer {
   server: ServerHandle;
   port: number;
   dir: string;
+  /** The folder holding the server's store (SQLite database), which changes as users log in. */
+  storeDir: string;
   /** Home directory of a user (created). */
   home(user: string): string;
   /** Every log line written so far, parsed. */
@@ -92,6 +94,7 @@ export async function startTestServer(opts: { users?: TestUser[]; config?: Confi
       tls: { selfSignedDir: join(dir, 'certs'), ...input.tls },
       limits: { failedLoginDelayMs: 50, ...input.limits },
       defender: { file: join(dir, 'bans.json'), ...input.defender },
+      store: { path: join(dir, 'state', 'ftpsd.db'), ...input.store },
     },
     'test config',
   );
@@ -101,6 +104,7 @@ export async function startTestServer(opts: { users?: TestUser[]; config?: Confi
     server,
     port: server.port,
     dir,
+    storeDir: join(dir, 'state'),
     home: (user) => join(dir, 'homes', user),
     logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
     async close() {
