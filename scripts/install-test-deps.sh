@@ -12,13 +12,29 @@ declare -A needed=(
   [pebble-challtestsrv]=pebble
   [openssl]=openssl
   [python3]=python3
+  [haproxy]=haproxy
+  # FileZilla driven through its window on a private X server: Xvfb, xdotool (clicks, keys), import (screenshots).
+  [filezilla]=filezilla
+  [Xvfb]=xvfb
+  [xdotool]=xdotool
+  [import]=imagemagick
+  [rclone]=rclone
+  [java]=default-jdk-headless
+  [javac]=default-jdk-headless
 )
-# vsftpd lives in /usr/sbin, which is not on every user's PATH.
+# file the tests need -> Debian package that provides it (libraries, which put no command on the PATH)
+declare -A needed_files=(
+  [/usr/share/java/commons-net.jar]=libcommons-net-java
+)
+# vsftpd and haproxy live in /usr/sbin, which is not on every user's PATH.
 PATH="$PATH:/usr/sbin:/sbin"
 
 missing=()
 for cmd in "${!needed[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${needed[$cmd]}")
+done
+for file in "${!needed_files[@]}"; do
+  [ -e "$file" ] || missing+=("${needed_files[$file]}")
 done
 # PostgreSQL for the store tests: initdb and pg_ctl live outside PATH, in /usr/lib/postgresql/VERSION/bin.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
@@ -53,6 +69,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The JDK's postinst registers man pages with update-alternatives; Debian's slim images drop /usr/share/man, and the
+# registration then fails unless the directory exists.
+if printf '%s\n' "${packages[@]}" | grep -q jdk; then
+  "${as_root[@]}" mkdir -p /usr/share/man/man1
+fi
+
 log=$(mktemp)
 if ! "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >"$log" 2>&1 ||
    ! "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >>"$log" 2>&1; then
@@ -80,6 +102,12 @@ fi
 for cmd in "${!needed[@]}"; do
   if ! command -v "$cmd" >/dev/null 2>&1; then
     echo "install-test-deps: $cmd still missing after installing ${packages[*]}" >&2
+    exit 1
+  fi
+done
+for file in "${!needed_files[@]}"; do
+  if [ ! -e "$file" ]; then
+    echo "install-test-deps: $file still missing after installing ${packages[*]}" >&2
     exit 1
   fi
 done

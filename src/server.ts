@@ -1,4 +1,6 @@
+import { TicketRegistry } from './tls/session-tickets.js';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { AcmeManager } from './acme/acme-manager.js';
 import { AuditLog } from './audit/audit-log.js';
@@ -46,6 +48,8 @@ export interface StartOptions {
 export interface ServerHandle {
   readonly host: string;
   readonly port: number;
+  /** Port of the implicit FTPS listener, null when implicit.enabled is off. */
+  readonly implicitPort: number | null;
   readonly config: Config;
   readonly log: Logger;
   readonly certStore: CertStore;
@@ -131,6 +135,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     passivePorts: new PassivePortPool(config.pasv.minPort, config.pasv.maxPort),
     defender: defender ?? noDefender,
     metrics,
+    tickets: new TicketRegistry(),
     get stopping() {
       return stopping;
     },
@@ -257,6 +262,13 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
   housekeeping.start();
 
   const address = await control.listen(config.listen.host, config.listen.port);
+  let implicitAddress: AddressInfo | null = null;
+  try {
+    if (config.implicit.enabled) implicitAddress = await control.listen(config.implicit.host, config.implicit.port, 'implicit');
+  } catch (err) {
+    await control.stopAccepting();
+    throw err;
+  }
   listening = true;
   let metricsServer: MetricsServer | null = null;
   if (config.metrics.enabled) {
@@ -274,7 +286,16 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     }
   }
   await acme?.start();
-  log.info({ event: 'listening', host: address.address, port: address.port, pasv: `${config.pasv.minPort}-${config.pasv.maxPort}` }, 'ftpsd listening');
+  log.info(
+    {
+      event: 'listening',
+      host: address.address,
+      port: address.port,
+      implicit: implicitAddress === null ? null : { host: implicitAddress.address, port: implicitAddress.port },
+      pasv: `${config.pasv.minPort}-${config.pasv.maxPort}`,
+    },
+    'ftpsd listening',
+  );
 
   let closing: Promise<void> | null = null;
   const close = (graceMs = config.shutdown.graceMs): Promise<void> => {
@@ -320,6 +341,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
   return {
     host: address.address,
     port: address.port,
+    implicitPort: implicitAddress?.port ?? null,
     config,
     log,
     certStore,

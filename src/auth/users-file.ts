@@ -23,6 +23,12 @@ const userSchema = z
     /** Per-transfer rate limits for this user, in bytes per second (0: unlimited); absent: limits.*BytesPerSecond. */
     uploadBytesPerSecond: nonNegativeInt.optional(),
     downloadBytesPerSecond: nonNegativeInt.optional(),
+    /**
+     * This user's data connections must resume their control connection's TLS session; absent:
+     * tls.requireDataSessionReuse. `false` is an exception for a partner whose client cannot reuse sessions (stock
+     * Apache Commons Net, ftplib's FTP_TLS): only that user's data ports can then be raced by someone who guesses them.
+     */
+    requireDataSessionReuse: z.boolean().optional(),
   })
   .strict();
 
@@ -43,6 +49,8 @@ export interface User {
   /** This user's rate limits in bytes per second; null: the server-wide limits apply. */
   uploadBytesPerSecond: number | null;
   downloadBytesPerSecond: number | null;
+  /** This user's exception to tls.requireDataSessionReuse; null: the server-wide setting applies. */
+  requireDataSessionReuse: boolean | null;
 }
 
 export function readUsersFile(path: string): UsersFile {
@@ -89,6 +97,7 @@ export function toUser(name: string, record: UserRecord, resolveHome: (p: string
     disabled: record.disabled,
     uploadBytesPerSecond: record.uploadBytesPerSecond ?? null,
     downloadBytesPerSecond: record.downloadBytesPerSecond ?? null,
+    requireDataSessionReuse: record.requireDataSessionReuse ?? null,
   };
 }
 

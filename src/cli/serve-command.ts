@@ -51,7 +51,8 @@ export function registerServeCommands(program: Command, deps: ServeDeps): void {
       }
       const metrics = config.metrics.enabled ? new PrometheusMetrics() : undefined;
       const server = await startServer({ config, baseDir, log, metrics, store });
-      process.stderr.write(`  ftpsd listening on ${config.listen.host}:${server.port} (explicit FTPS: AUTH TLS), passive ports ${config.pasv.minPort}-${config.pasv.maxPort}\n`);
+      const implicit = server.implicitPort === null ? '' : ` and ${config.implicit.host}:${server.implicitPort} (implicit FTPS: TLS at connect)`;
+      process.stderr.write(`  ftpsd listening on ${config.listen.host}:${server.port} (explicit FTPS: AUTH TLS)${implicit}, passive ports ${config.pasv.minPort}-${config.pasv.maxPort}\n`);
       if (server.metricsPort !== null) process.stderr.write(`  metrics on http://${config.metrics.host}:${server.metricsPort}/metrics (/healthz, /readyz)\n`);
       // The file is read again on SIGHUP, as named at start (or found the same way).
       handleSignals(server, () => deps.loadConfig(opts.config), log);

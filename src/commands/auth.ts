@@ -10,6 +10,8 @@ export const AUTH: CommandSpec = {
   feat: 'AUTH TLS',
   async run(s, arg) {
     const mech = arg.trim().toUpperCase();
+    // Implicit FTPS: the connection was TLS before the greeting; a second handshake inside it makes no sense.
+    if (s.mode === 'implicit') throw new FtpError(503, 'AUTH not needed: this implicit FTPS connection is already protected by TLS; send PBSZ 0 and PROT P', { reason: 'auth_on_implicit' });
     if (!['TLS', 'TLS-C', 'SSL'].includes(mech)) throw new FtpError(504, `AUTH ${mech} not supported; use AUTH TLS`);
     if (s.security.kind !== 'plain') throw new FtpError(503, 'Already using TLS');
     if (s.phase.kind === 'ready') throw new FtpError(503, 'AUTH must come before login');

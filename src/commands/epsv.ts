@@ -17,7 +17,8 @@ export const EPSV: CommandSpec = {
     }
     const family = isIPv6(s.localAddress) ? '2' : '1';
     if (a !== '' && a !== family) {
-      if (a === '1' || a === '2') throw new FtpError(522, `Network protocol not supported, use (${family})`);
+      // RFC 2428 §3: a protocol number we do not serve on this connection is 522 naming the one we do.
+      if (/^\d{1,3}$/.test(a)) throw new FtpError(522, `Network protocol not supported, use (${family})`, { reason: 'epsv_family' });
       throw new FtpError(501, 'Syntax: EPSV [1|2|ALL]');
     }
     const { port } = await s.data.openPassive();

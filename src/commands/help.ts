@@ -9,7 +9,8 @@ export const HELP: CommandSpec = {
     const wanted = arg.trim().toUpperCase();
     if (wanted !== '') {
       const spec = s.server.commands.get(wanted);
-      if (spec === undefined) throw new FtpError(502, `Unknown command ${wanted}`);
+      // HELP itself is implemented; a verb it has no help for is an unsupported parameter (RFC 959 504), not 502.
+      if (spec === undefined) throw new FtpError(504, `Unknown command ${wanted}`, { reason: 'help_unknown_verb' });
       return { code: 214, text: `Syntax: ${spec.syntax}` };
     }
     const verbs = [...s.server.commands.keys()].sort();

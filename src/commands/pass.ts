@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FtpError } from '../errors.js';
 import { CidrSet } from '../defender/cidr.js';
+import type { User } from '../auth/users-file.js';
 import type { Session } from '../control/session.js';
 import type { CommandSpec } from './command-spec.js';
 
@@ -35,18 +36,31 @@ export const PASS: CommandSpec = {
     }
     s.completeLogin(user, storage);
     s.server.metrics.login('ok');
+    logDataSessionReuseOverride(s, user);
     const tls = s.security.kind === 'tls' ? s.security.info : null;
-    s.server.audit('login', { sid: s.id, ip: s.peerIp, user: name, protocol: tls?.version, cipher: tls?.cipher });
+    s.server.audit('login', { sid: s.id, ip: s.peerIp, user: name, protocol: tls?.version, cipher: tls?.cipher, client: s.clientName ?? undefined });
     return { code: 230, text: 'Login successful' };
   },
 };
+
+/**
+ * A user whose requireDataSessionReuse differs from tls.requireDataSessionReuse is said so at every login, so an
+ * exception made for one partner's client stays visible in the log rather than only in the users file.
+ */
+function logDataSessionReuseOverride(s: Session, user: User): void {
+  const own = user.requireDataSessionReuse;
+  if (own === null || own === s.server.config.tls.requireDataSessionReuse) return;
+  const fields = { event: 'data_session_reuse_override', user: user.name, requireDataSessionReuse: own };
+  if (own) s.log.info(fields, 'user requires TLS session reuse on data connections');
+  else s.log.warn(fields, 'user exempt from TLS session reuse on data connections');
+}
 
 async function failLogin(s: Session, name: string, reason: string): Promise<never> {
   s.phase = { kind: 'greeted' };
   s.failedLogins++;
   s.server.metrics.login('failed');
   s.server.defender.record(s.peerIp, reason === 'unknown_user' ? 'unknownUser' : 'failedLogin', { user: name });
-  s.server.audit('login_failed', { sid: s.id, ip: s.peerIp, user: name, reason });
+  s.server.audit('login_failed', { sid: s.id, ip: s.peerIp, user: name, reason, client: s.clientName ?? undefined });
   // A fixed delay before answering slows password guessing without holding an argon2 slot.
   await sleep(s.server.config.limits.failedLoginDelayMs);
   if (s.failedLogins >= s.server.config.limits.maxFailedLoginsPerSession) {

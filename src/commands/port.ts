@@ -44,12 +44,14 @@ function parseTarget(verb: ActiveVerb, arg: string, s: Session): { host: string;
     const host = t === null ? null : canonicalIp(t.host);
     return t === null || host === null ? null : { host, port: t.port };
   }
+  // RFC 2428 §2: a well-formed EPRT for a network protocol we do not speak is 522 naming the one we do.
+  const ours = isIPv4(canonicalIp(s.peerIp) ?? '') ? 1 : 2;
+  const family = /^([\x21-\x7e])(\d{1,3})\1/.exec(arg.trim())?.[2];
+  if (family !== undefined && family !== '1' && family !== '2') throw new FtpError(522, `Network protocol not supported, use (${ours})`, { reason: 'eprt_family' });
   const t = parseEprtArg(arg.trim());
   if (t === null) return null;
   const host = canonicalIp(t.host);
   if (host === null || (t.family === 1) !== isIPv4(t.host)) return null;
-  // RFC 2428 §2: a family we do not speak on this connection is 522 with the one we do.
-  const ours = isIPv4(canonicalIp(s.peerIp) ?? '') ? 1 : 2;
   if (t.family !== ours) throw new FtpError(522, `Network protocol not supported, use (${ours})`, { reason: 'eprt_family' });
   return { host, port: t.port };
 }

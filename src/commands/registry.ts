@@ -3,8 +3,10 @@ import { ABOR } from './abor.js';
 import { ALLO } from './allo.js';
 import { APPE } from './appe.js';
 import { AUTH } from './auth.js';
+import { AVBL } from './avbl.js';
 import { CCC } from './ccc.js';
 import { CDUP } from './cdup.js';
+import { CLNT } from './clnt.js';
 import { CWD } from './cwd.js';
 import { DELE } from './dele.js';
 import { EPSV } from './epsv.js';
@@ -46,9 +48,9 @@ import { USER } from './user.js';
 
 /** Every verb the server answers; one file each in this folder. FEAT and HELP are generated from this list. */
 export const ALL_COMMANDS: readonly CommandSpec[] = [
-  ABOR, ALLO, APPE, AUTH, CCC, CDUP, CWD, DELE, EPRT, EPSV, FEAT, HASH, HELP, HOST, LIST, MDTM, MFMT, MKD, MLSD, MLST,
-  MODE, NLST, NOOP, OPTS, PASS, PASV, PBSZ, PORT, PROT, PWD, QUIT, REIN, REST, RETR, RMD, RNFR, RNTO, SIZE, STAT, STOR,
-  STOU, STRU, SYST, TYPE, USER,
+  ABOR, ALLO, APPE, AUTH, AVBL, CCC, CDUP, CLNT, CWD, DELE, EPRT, EPSV, FEAT, HASH, HELP, HOST, LIST, MDTM, MFMT, MKD,
+  MLSD, MLST, MODE, NLST, NOOP, OPTS, PASS, PASV, PBSZ, PORT, PROT, PWD, QUIT, REIN, REST, RETR, RMD, RNFR, RNTO, SIZE,
+  STAT, STOR, STOU, STRU, SYST, TYPE, USER,
 ];
 
 export function buildRegistry(commands: readonly CommandSpec[] = ALL_COMMANDS): ReadonlyMap<string, CommandSpec> {

@@ -21,6 +21,7 @@ export function auditTransfer(s: Session, r: TransferRecord): void {
     sid: s.id,
     ip: s.peerIp,
     user: s.phase.kind === 'ready' ? s.phase.user.name : undefined,
+    client: s.clientName ?? undefined,
     direction: r.direction,
     path: r.path,
     bytes: r.bytes,
@@ -30,6 +31,7 @@ export function auditTransfer(s: Session, r: TransferRecord): void {
     tlsVersion: r.conn?.tls?.version ?? null,
     cipher: r.conn?.tls?.cipher ?? null,
     resumed: r.conn?.tls?.resumed ?? false,
+    ...(r.conn?.siblingSession ? { resumedFromSession: r.conn.siblingSession } : {}),
     result: r.result,
     code: r.code,
   });

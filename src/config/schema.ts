@@ -36,6 +36,17 @@ export const configSchema = z
       /** Text after 220 in the greeting; never the software version. */
       banner: z.string().default('ftpsd ready'),
     }),
+    implicit: section({
+      /**
+       * A second control listener where TLS starts at connect (implicit FTPS, `ftps://` in curl and lftp), for
+       * clients that cannot send AUTH TLS. Same session binding, passive ports, limits, bans and audit as listen.port.
+       */
+      enabled: z.boolean().default(false),
+      /** Address of the implicit FTPS listener. */
+      host: z.string().min(1).default('127.0.0.1'),
+      /** Implicit FTPS port; 990 is the registered one (needs root or CAP_NET_BIND_SERVICE), 9990 is unprivileged. */
+      port: port.default(9990),
+    }),
     pasv: section({
       /** First port of the passive range; open minPort..maxPort in the firewall. */
       minPort: port.default(50000),
@@ -145,6 +156,8 @@ export const configSchema = z
       downloadBytesPerSecond: nonNegativeInt.default(0),
       /** Lines a multi-line listing over the control channel (STAT path) may hold. */
       maxStatListEntries: positiveInt.default(10_000),
+      /** Longest client software name kept from CLNT (for logs and audit); the rest is cut off. */
+      maxClientNameChars: positiveInt.default(128),
     }),
     storage: section({
       /** Uploads go to a hidden temporary name and are renamed into place only when complete. */
@@ -239,6 +252,14 @@ export const configSchema = z
       host: z.string().default('127.0.0.1'),
       port: port.default(9121),
     }),
+    proxyProtocol: section({
+      /** Load balancers (HAProxy send-proxy / send-proxy-v2) allowed to name the client's address in a PROXY header
+       *  (v1 or v2) on the control port. A connection from these networks must send one; a header from anywhere else
+       *  is refused. Empty: PROXY protocol off. */
+      trustedCidrs: z.array(cidr).default([]),
+      /** A trusted balancer's connection without a complete header within this time is closed. */
+      headerTimeoutMs: ms.default(5_000),
+    }),
     shutdown: section({
       /** SIGTERM lets running transfers finish for at most this long. */
       graceMs: ms.default(30_000),
@@ -248,6 +269,9 @@ export const configSchema = z
   .superRefine((c, ctx) => {
     if (c.pasv.minPort > c.pasv.maxPort) {
       ctx.addIssue({ code: 'custom', path: ['pasv', 'maxPort'], message: 'must be greater than or equal to pasv.minPort' });
+    }
+    if (c.implicit.enabled && c.implicit.port !== 0 && c.implicit.port === c.listen.port && c.implicit.host === c.listen.host) {
+      ctx.addIssue({ code: 'custom', path: ['implicit', 'port'], message: 'must differ from listen.port: one port cannot speak both explicit and implicit FTPS' });
     }
     if ((c.tls.certFile === '') !== (c.tls.keyFile === '')) {
       ctx.addIssue({ code: 'custom', path: ['tls', c.tls.certFile === '' ? 'certFile' : 'keyFile'], message: 'tls.certFile and tls.keyFile must be set together' });

@@ -1,46 +1,77 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Logger } from 'pino';
+import { readProxyHeader, ProxyHeaderRefused } from '../cluster/proxy-header-reader.js';
+import { CidrSet } from '../defender/cidr.js';
 import { formatReply } from '../protocol/reply.js';
 import { unmapIPv4 } from '../protocol/address-text.js';
+import { createSessionContext } from '../tls/session-context.js';
 import { DataChannel } from './data-channel.js';
-import { Session } from './session.js';
+import { Session, type ControlMode } from './session.js';
 import type { ServerContext } from './server-context.js';
 
 /**
  * Accepts control connections and enforces what must be decided before a byte of TLS or argon2 is spent: bans,
- * the total and per-IP session caps. Keeps the set of live sessions for shutdown, bans and limits.
+ * the total and per-IP session caps. Keeps the set of live sessions for shutdown, bans and limits. The explicit
+ * listener and the optional implicit FTPS one feed the same sessions, caps and defender.
  */
 export class ControlServer {
-  readonly #server: net.Server;
+  readonly #servers: net.Server[] = [];
   readonly #ctx: ServerContext;
   readonly #log: Logger;
   readonly sessions = new Set<Session>();
   readonly #perIp = new Map<string, number>();
   readonly #perUser = new Map<string, Set<Session>>();
+  /** Balancers whose PROXY header names the client (proxyProtocol.trustedCidrs); null when the protocol is off. */
+  readonly #balancers: CidrSet | null;
 
   constructor(ctx: ServerContext) {
     this.#ctx = ctx;
     this.#log = ctx.log;
-    this.#server = net.createServer({ noDelay: true }, (socket) => this.#onConnection(socket));
-    this.#server.on('error', (err) => this.#log.error({ err }, 'control listener error'));
+    const trusted = ctx.config.proxyProtocol.trustedCidrs;
+    this.#balancers = trusted.length > 0 ? new CidrSet(trusted) : null;
   }
 
-  listen(host: string, port: number): Promise<net.AddressInfo> {
+  /** Opens one listener; `implicit` ones start TLS at connect (implicit FTPS). Call once per mode. */
+  listen(host: string, port: number, mode: ControlMode = 'explicit'): Promise<net.AddressInfo> {
+    const server = net.createServer({ noDelay: true }, (socket) => this.#onConnection(socket, mode));
+    server.on('error', (err) => this.#log.error({ err, mode }, 'control listener error'));
+    this.#servers.push(server);
     return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen({ host, port }, () => {
-        this.#server.off('error', reject);
-        resolve(this.#server.address() as net.AddressInfo);
+      server.once('error', reject);
+      server.listen({ host, port }, () => {
+        server.off('error', reject);
+        resolve(server.address() as net.AddressInfo);
       });
     });
   }
 
-  #onConnection(socket: net.Socket): void {
-    const ip = unmapIPv4(socket.remoteAddress ?? '');
+  #onConnection(socket: net.Socket, mode: ControlMode): void {
+    const connectedFrom = unmapIPv4(socket.remoteAddress ?? '');
     socket.on('error', () => undefined);
+    if (this.#balancers === null || !this.#balancers.has(connectedFrom)) {
+      this.#admit(socket, mode, { ip: connectedFrom, port: socket.remotePort ?? 0 });
+      return;
+    }
+    // A trusted balancer speaks first: nothing is sent, and no limit is counted, until its header names the client.
+    socket.pause();
+    readProxyHeader(socket, this.#ctx.config.proxyProtocol.headerTimeoutMs).then(
+      (header) => this.#admit(socket, mode, header.kind === 'proxied' ? { ip: unmapIPv4(header.source.ip), port: header.source.port } : { ip: connectedFrom, port: socket.remotePort ?? 0 }, connectedFrom),
+      (err: unknown) => {
+        const reason = err instanceof ProxyHeaderRefused ? err.reason : 'error';
+        this.#log.warn({ event: 'proxy_header_refused', balancer: connectedFrom, reason }, 'PROXY header refused; connection closed');
+        socket.destroy();
+      },
+    );
+  }
+
+  /** Admits a connection whose client address is known (the socket's peer, or a trusted PROXY header's source). */
+  #admit(socket: net.Socket, mode: ControlMode, peer: { ip: string; port: number }, via?: string): void {
+    const ip = peer.ip;
     const limits = this.#ctx.config.limits;
     const refuse = (reason: string, text: string) => {
-      this.#log.info({ event: 'connection_refused', ip, reason }, 'connection refused');
+      this.#log.info({ event: 'connection_refused', ip, reason, mode }, 'connection refused');
+      if (mode === 'implicit') return this.#refuseOverTls(socket, reason, text);
       socket.end(formatReply({ code: 421, text }));
       setTimeout(() => socket.destroy(), 1_000).unref();
     };
@@ -50,11 +81,31 @@ export class ControlServer {
     const fromIp = this.#perIp.get(ip) ?? 0;
     if (fromIp >= limits.maxSessionsPerIp) return refuse('max_sessions_per_ip', 'Too many connections from your address');
 
-    const session = new Session(socket, this.#ctx, (s) => new DataChannel(s));
+    const session = new Session(socket, this.#ctx, (s) => new DataChannel(s), mode, via === undefined ? undefined : { ...peer, via });
     this.sessions.add(session);
     this.#perIp.set(ip, fromIp + 1);
     this.#ctx.metrics.sessionOpened();
     session.start();
+    // After a PROXY header the socket was left paused with the client's first bytes unshifted; an implicit session's
+    // TLS layer takes the socket over by itself.
+    if (via !== undefined && mode === 'explicit') socket.resume();
+  }
+
+  /**
+   * An implicit FTPS client reads nothing but TLS: a plaintext 421 would surface as a TLS error. A banned address
+   * gets no handshake (it costs us CPU on a connection we already know is hostile) and is cut; the others get the
+   * 421 inside TLS, bounded by the handshake timeout.
+   */
+  #refuseOverTls(socket: net.Socket, reason: string, text: string): void {
+    if (reason === 'banned') {
+      socket.destroy();
+      return;
+    }
+    const cfg = this.#ctx.config.tls;
+    const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: createSessionContext(this.#ctx.certStore.current(), cfg, null) });
+    secure.on('error', () => secure.destroy());
+    secure.once('secure', () => secure.end(formatReply({ code: 421, text })));
+    setTimeout(() => secure.destroy(), cfg.handshakeTimeoutMs).unref();
   }
 
   /** Counts a logged-in session against `max` (default limits.maxLoginsPerUser). */
@@ -90,11 +141,10 @@ export class ControlServer {
     return n;
   }
 
-  /** Stops accepting; resolves when the listener is closed (sessions are handled by the caller). */
-  stopAccepting(): Promise<void> {
-    return new Promise((resolve) => {
-      if (!this.#server.listening) return resolve();
-      this.#server.close(() => resolve());
-    });
+  /** Stops accepting; resolves when the listeners are closed (sessions are handled by the caller). */
+  async stopAccepting(): Promise<void> {
+    await Promise.all(
+      this.#servers.map((server) => new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()))),
+    );
   }
 }

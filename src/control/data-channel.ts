@@ -13,7 +13,7 @@ import { reuseWaived } from '../access/login-user.js';
 /** What the client reads in a 425 for each refusal: a reason a human can act on. */
 const REFUSAL_TEXT: Record<RefusalReason, string> = {
   wrong_address: "Can't open data connection: data connection from another address",
-  no_ticket_offered: "Can't open data connection: TLS session of data connection not resumed (the client offered no session; enable TLS session reuse)",
+  no_ticket_offered: "Can't open data connection: TLS session of data connection not resumed (the client offered no session; turn on TLS session reuse in the client)",
   foreign_session: "Can't open data connection: TLS session of data connection not resumed (it belongs to another connection)",
   handshake_failed: "Can't open data connection: TLS handshake failed",
   accept_timeout: "Can't open data connection: the client did not connect to the passive port",
@@ -48,11 +48,6 @@ function parsedOverrides(overrides: AddressOverrides): Array<{ networks: CidrSet
 
 type Active = { controller: AbortController; done: Promise<void> };
 
-/** tls.requireDataSessionReuse, unless the user's policy holds a reuse exception still in force (it lapses by itself). */
-function requireReuse(s: Session): boolean {
-  if (!s.server.config.tls.requireDataSessionReuse) return false;
-  return !(s.phase.kind === 'ready' && reuseWaived(s.phase.user));
-}
 
 /**
  * The session's side of the data layer: the pending data source (passive listener or active connector) and the
@@ -87,7 +82,7 @@ export class DataChannel {
         {
           expectedPeer: s.peerIp,
           context,
-          requireSessionReuse: requireReuse(s),
+          requireSessionReuse: this.#requireSessionReuse(),
           chunkBytes: cfg.limits.transferChunkBytes,
           onRefused: (refusal) => this.#onRefused(refusal),
         },
@@ -115,12 +110,21 @@ export class DataChannel {
       { host, port, localAddress: s.localAddress },
       {
         context,
-        requireSessionReuse: requireReuse(s),
+        requireSessionReuse: this.#requireSessionReuse(),
         chunkBytes: s.server.config.limits.transferChunkBytes,
         onRefused: (refusal) => this.#onRefused(refusal),
       },
       s.server.config.activeMode.connectTimeoutMs,
     );
+  }
+
+  /** The user's own requireDataSessionReuse when the users file gives one, else tls.requireDataSessionReuse. */
+  #requireSessionReuse(): boolean {
+    const s = this.#session;
+    // A reuse exception in the user's policy waives the check until its expiry, when it lapses by itself.
+    if (s.phase.kind === 'ready' && reuseWaived(s.phase.user)) return false;
+    const own = s.phase.kind === 'ready' ? s.phase.user.requireDataSessionReuse : null;
+    return own ?? s.server.config.tls.requireDataSessionReuse;
   }
 
   /** Drops any pending data source and checks a new one may be set up; returns the TLS context for it, if any. */
@@ -150,8 +154,10 @@ export class DataChannel {
     s.server.metrics.dataConnection(metric);
     s.log.warn({ event: 'data_connection_refused', reason: refusal.reason, peer: refusal.peer, expected: s.peerIp, user: s.phase.kind === 'ready' ? s.phase.user.name : undefined }, 'data connection refused');
     s.server.audit('data_connection_refused', { sid: s.id, ip: refusal.peer || s.peerIp, expected: s.peerIp, reason: refusal.reason });
+    // Only a connection from another address is scored. A refused TLS session comes from the control connection's own
+    // address (the address is checked first): that is the user's own client, or someone behind the same NAT, and
+    // scoring it would ban the user's address for its client's TLS habits.
     if (refusal.reason === 'wrong_address') s.server.defender.record(refusal.peer, 'foreignDataConnection', { sid: s.id });
-    if (refusal.reason === 'foreign_session') s.server.defender.record(refusal.peer, 'foreignDataConnection', { sid: s.id });
   }
 
   /**
@@ -179,7 +185,10 @@ export class DataChannel {
         if (reason === 'accept_timeout') s.server.metrics.dataConnection('timeout');
         return { code: 425, text: REFUSAL_TEXT[reason] };
       }
-      s.server.metrics.dataConnection(conn.tls === null ? 'clear' : 'resumed');
+      s.server.metrics.dataConnection(conn.tls === null ? 'clear' : conn.siblingSession !== null ? 'resumed_sibling' : 'resumed');
+      if (conn.siblingSession !== null) {
+        s.log.info({ event: 'data_session_sibling', sibling: conn.siblingSession }, 'data connection resumed a sibling session of the same user and address');
+      }
       const onAbort = () => conn.destroy();
       controller.signal.addEventListener('abort', onAbort, { once: true });
       try {

@@ -8,6 +8,7 @@ import type { PassivePortPool } from '../data/passive-ports.js';
 import type { MetricsSink } from '../metrics/metrics-sink.js';
 import type { StorageSession } from '../storage/backend.js';
 import type { CertStore } from '../tls/cert-store.js';
+import type { TicketRegistry } from '../tls/session-tickets.js';
 import type { Session } from './session.js';
 
 export type DefenderEvent = keyof Config['defender']['scores'];
@@ -29,6 +30,8 @@ export interface ServerContext {
   readonly passivePorts: PassivePortPool;
   readonly defender: DefenderPort;
   readonly metrics: MetricsSink;
+  /** Every live session's TLS ticket key: which data connections may resume which session. */
+  readonly tickets: TicketRegistry;
   /** True once SIGTERM/SIGINT started a graceful stop: no new logins or transfers. */
   readonly stopping: boolean;
   /** Audit trail: connect, TLS, logins, transfers, file operations. */

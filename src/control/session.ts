@@ -11,6 +11,7 @@ import { formatReply, type Reply } from '../protocol/reply.js';
 import { unmapIPv4 } from '../protocol/address-text.js';
 import type { StorageSession } from '../storage/backend.js';
 import { createSessionContext, describeTls, sessionIdCache, type TlsDescription } from '../tls/session-context.js';
+import type { TicketIssuer } from '../tls/session-tickets.js';
 import type { DataChannel } from './data-channel.js';
 import type { ServerContext } from './server-context.js';
 
@@ -35,8 +36,14 @@ export interface TransferParams {
   prot: 'C' | 'P';
 }
 
+/**
+ * How the control connection got its TLS: `explicit` (listen.port) starts plain and upgrades at AUTH TLS (RFC 4217);
+ * `implicit` (implicit.port) starts with a TLS handshake before the greeting, as FTPS on port 990 does.
+ */
+export type ControlMode = 'explicit' | 'implicit';
+
 /** Verbs from RFC 959 and its extensions that we know but do not offer: 502, not 500. */
-const KNOWN_NOT_IMPLEMENTED = new Set(['ACCT', 'SMNT', 'SITE', 'LPRT', 'LPSV', 'ADAT', 'MIC', 'CONF', 'ENC', 'XCRC', 'XMD5', 'XSHA1', 'XSHA256', 'XSHA512']);
+const KNOWN_NOT_IMPLEMENTED = new Set(['ACCT', 'SMNT', 'SITE', 'LPRT', 'LPSV', 'ADAT', 'MIC', 'CONF', 'ENC', 'LANG', 'SPSV', 'XCRC', 'XMD5', 'XSHA1', 'XSHA256', 'XSHA512']);
 
 /**
  * One control connection: reads lines, runs one command at a time in order, writes every reply. Commands live in
@@ -46,12 +53,14 @@ const KNOWN_NOT_IMPLEMENTED = new Set(['ACCT', 'SMNT', 'SITE', 'LPRT', 'LPSV', '
 export class Session {
   readonly id: string;
   readonly server: ServerContext;
-  readonly log: Logger;
+  readonly mode: ControlMode;
   readonly peerIp: string;
   readonly peerPort: number;
   /** Address of our end of the control connection: the default PASV address and the passive listen address. */
   readonly localAddress: string;
   readonly connectedAt = Date.now();
+  /** The balancer's address when the connection came through PROXY protocol; null for a direct connection. */
+  readonly proxiedVia: string | null;
 
   phase: Phase = { kind: 'greeted' };
   security: Security = { kind: 'plain' };
@@ -60,9 +69,13 @@ export class Session {
   failedLogins = 0;
   /** Set by HOST (RFC 7151); informational, single-home server. */
   virtualHost: string | null = null;
+  /** The client software's name from CLNT, already cleaned and bounded; in logs and audit records. */
+  clientName: string | null = null;
   readonly data: DataChannel;
 
   #socket: net.Socket | TLSSocket;
+  readonly #baseLog: Logger;
+  #log: Logger;
   readonly #raw: net.Socket;
   readonly #reader: LineReader;
   readonly #queue: LineEvent[] = [];
@@ -71,16 +84,25 @@ export class Session {
   #idleTimer: NodeJS.Timeout | null = null;
   #loginTimer: NodeJS.Timeout | null = null;
   #closed = false;
+  /** This session's TLS ticket key, from AUTH TLS until the session ends. */
+  #tickets: TicketIssuer | null = null;
 
-  constructor(socket: net.Socket, server: ServerContext, createDataChannel: (s: Session) => DataChannel) {
+  /**
+   * `proxied`: the client's address from a trusted balancer's PROXY header, which replaces the socket's peer (the
+   * balancer) everywhere: limits, bans, logs, the audit trail and the data connection's address check.
+   */
+  constructor(socket: net.Socket, server: ServerContext, createDataChannel: (s: Session) => DataChannel, mode: ControlMode = 'explicit', proxied?: { ip: string; port: number; via: string }) {
     this.id = randomBytes(6).toString('hex');
     this.server = server;
+    this.mode = mode;
     this.#raw = socket;
     this.#socket = socket;
-    this.peerIp = unmapIPv4(socket.remoteAddress ?? '');
-    this.peerPort = socket.remotePort ?? 0;
+    this.peerIp = proxied?.ip ?? unmapIPv4(socket.remoteAddress ?? '');
+    this.peerPort = proxied?.port ?? socket.remotePort ?? 0;
+    this.proxiedVia = proxied?.via ?? null;
     this.localAddress = unmapIPv4(socket.localAddress ?? '127.0.0.1');
-    this.log = server.log.child({ sid: this.id, ip: this.peerIp });
+    this.#baseLog = server.log.child({ sid: this.id, ip: this.peerIp, ...(mode === 'implicit' ? { implicit: true } : {}) });
+    this.#log = this.#baseLog;
     this.#reader = new LineReader(server.config.limits.maxLineBytes);
     this.data = createDataChannel(this);
   }
@@ -89,11 +111,35 @@ export class Session {
     const limits = this.server.config.limits;
     this.#raw.setNoDelay(true);
     this.#raw.setKeepAlive(true, 60_000);
-    this.#attach(this.#raw);
     this.#loginTimer = setTimeout(() => this.#timeout('login'), limits.loginTimeoutMs).unref();
     this.#idleTimer = setTimeout(() => this.#timeout('idle'), limits.idleTimeoutMs).unref();
-    this.server.audit('connect', { sid: this.id, ip: this.peerIp, port: this.peerPort });
+    this.server.audit('connect', { sid: this.id, ip: this.peerIp, port: this.peerPort, mode: this.mode, ...(this.proxiedVia === null ? {} : { via: this.proxiedVia }) });
+    if (this.mode === 'implicit') {
+      void this.#startImplicitTls();
+      return;
+    }
+    this.#attach(this.#raw);
     this.send({ code: 220, text: this.server.config.listen.banner });
+  }
+
+  /**
+   * Implicit FTPS: the handshake comes first and nothing, not even the greeting, is sent or read in plaintext. A
+   * plain FTP client gets no reply at all: its first bytes fail the handshake (or the handshake timeout ends it).
+   */
+  async #startImplicitTls(): Promise<void> {
+    this.security = { kind: 'upgrading' };
+    if (!(await this.#negotiateTls())) return;
+    this.send({ code: 220, text: this.server.config.listen.banner });
+  }
+
+  get log(): Logger {
+    return this.#log;
+  }
+
+  /** CLNT: remembers the client's name and adds it to every later log line of this session. */
+  setClientName(name: string): void {
+    this.clientName = name;
+    this.#log = this.#baseLog.child({ client: name });
   }
 
   get isTls(): boolean {
@@ -182,6 +228,14 @@ export class Session {
       this.send({ code: 500, text: `Command line too long (limit ${this.server.config.limits.maxLineBytes} bytes)` });
       return;
     }
+    if (event.bytes.subarray(0, 6).toString('latin1') === 'PROXY ') {
+      // A PROXY header from an address not in proxyProtocol.trustedCidrs: its addresses are never believed.
+      this.log.warn({ event: 'proxy_header_untrusted' }, 'PROXY header from an untrusted address; connection closed');
+      this.server.defender.record(this.peerIp, 'protocolViolation', { kind: 'proxy_header_untrusted' });
+      this.send({ code: 421, text: 'PROXY header not accepted from your address' });
+      this.close('untrusted PROXY header');
+      return;
+    }
     const parsed = parseCommandLine(event.bytes);
     if (!parsed.ok) {
       const text = parsed.problem === 'invalid_utf8' ? 'Command is not valid UTF-8' : 'Syntax error, command unrecognized';
@@ -252,13 +306,27 @@ export class Session {
       this.close('pipelined after AUTH TLS');
       return;
     }
-    const cert = this.server.certStore.current();
-    const context = createSessionContext(cert, this.server.config.tls, this.id);
     this.security = { kind: 'upgrading' };
     this.#detach(this.#raw);
     this.#raw.pause();
     this.#raw.write(formatReply({ code: 234, text: 'Proceed with TLS negotiation' }));
     this.server.metrics.command('AUTH', 234);
+    await this.#negotiateTls();
+  }
+
+  /**
+   * The server side of the TLS handshake on the raw control socket, with this session's own SecureContext (its
+   * ticket keys bind the data connections to it). True once secure; false when it failed and the session is closed.
+   */
+  async #negotiateTls(): Promise<boolean> {
+    const cert = this.server.certStore.current();
+    this.#tickets ??= this.server.tickets.issue({
+      sessionId: this.id,
+      ip: this.peerIp,
+      user: () => (this.phase.kind === 'ready' ? this.phase.user.name : null),
+      live: () => !this.#closed,
+    });
+    const context = createSessionContext(cert, this.server.config.tls, this.#tickets);
     // Mutual TLS: a certificate is asked for only when a user maps to one. It is not verified against a CA here:
     // PASS compares its SHA-256 fingerprint with the user's list, so an unknown or missing one fails at login.
     const requestCert = this.server.users.anyNeedsClientCert();
@@ -266,7 +334,7 @@ export class Session {
     const secure = new tls.TLSSocket(this.#raw, { isServer: true, secureContext: context, requestCert, rejectUnauthorized: false, server: sessionIdCache(context) });
     this.#socket = secure;
     const timeoutMs = this.server.config.tls.handshakeTimeoutMs;
-    await new Promise<void>((resolve) => {
+    return new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => fail(new Error('TLS handshake timeout')), timeoutMs).unref();
       const fail = (err: Error) => {
         clearTimeout(timer);
@@ -277,7 +345,7 @@ export class Session {
         this.server.metrics.tlsHandshake('control', 'failed');
         secure.destroy();
         this.close('TLS handshake failed');
-        resolve();
+        resolve(false);
       };
       // A peer that goes away mid-handshake ends the socket without an 'error'; without this the session would
       // linger until the handshake timeout and hold up a graceful shutdown.
@@ -285,7 +353,7 @@ export class Session {
         if (!this.#closed) fail(new Error('connection closed during TLS handshake'));
         else {
           clearTimeout(timer); // closed by us (shutdown, ban): not the peer's failure
-          resolve();
+          resolve(false);
         }
       };
       secure.once('error', fail);
@@ -295,11 +363,12 @@ export class Session {
         secure.off('error', fail);
         secure.off('close', closed);
         const info = describeTls(secure);
+        this.#tickets?.controlHandshakeDone();
         this.security = { kind: 'tls', socket: secure, context, info };
         this.server.metrics.tlsHandshake('control', 'ok');
-        this.server.audit('tls', { sid: this.id, ip: this.peerIp, protocol: info.version, cipher: info.cipher });
+        this.server.audit('tls', { sid: this.id, ip: this.peerIp, protocol: info.version, cipher: info.cipher, mode: this.mode });
         this.#attach(secure);
-        resolve();
+        resolve(true);
       });
     });
   }
@@ -346,6 +415,7 @@ export class Session {
     if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
     if (this.#loginTimer !== null) clearTimeout(this.#loginTimer);
     this.data.reset();
+    this.#tickets?.release();
     this.phase = { kind: 'closing' };
     const socket = this.#socket;
     // Mid-handshake there is nothing to flush, and a TLSSocket ended before its handshake finished never closes.

@@ -111,7 +111,7 @@ export class ActiveConnector implements DataSource {
         started = tlsStart;
         // A late error after the hand-over (the transfer has its own listeners) must not become an uncaught exception.
         tlsStart.socket.on('error', () => undefined);
-        tlsStart.socket.once('secure', () => {
+        tlsStart.onceSecure(() => {
           const refusal = resumptionRefusal(tlsStart, this.#binding.requireSessionReuse);
           finish(refusal === null ? null : new DataConnectionRefused(refusal, peer));
         });

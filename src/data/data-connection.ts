@@ -3,6 +3,7 @@ import { Duplex } from 'node:stream';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import { offeredResumption, readResumptionOffer } from '../tls/client-hello.js';
 import { describeTls, sessionIdCache, type TlsDescription } from '../tls/session-context.js';
+import { takeTicketOrigin, type TicketOrigin } from '../tls/session-tickets.js';
 
 /** Why a data connection was refused; stable names for logs, metrics and the defender. */
 export type RefusalReason = 'wrong_address' | 'no_ticket_offered' | 'foreign_session' | 'handshake_failed' | 'accept_timeout' | 'handshake_timeout' | 'connect_failed' | 'closed';
@@ -23,6 +24,8 @@ export interface DataConnection {
   readonly stream: Duplex;
   readonly peer: string;
   readonly tls: TlsDescription | null;
+  /** Set when the TLS session was resumed from a sibling control session's ticket (same user, same address). */
+  readonly siblingSession: string | null;
   /**
    * True once the peer ended the stream: with TLS only when it sent close_notify before the TCP FIN. An upload that
    * ends without it may be truncated by anyone on the path (or a killed client) and is not committed.
@@ -69,6 +72,16 @@ export interface TlsDataStart {
   socket: TLSSocket;
   /** The ClientHello offered a session (ticket or PSK): a failed resumption then means another session's ticket. */
   offeredResumption(): boolean;
+  /** Who minted the resumed ticket; read once, in the handshake's 'secure' event. */
+  origin(): TicketOrigin | null;
+  /**
+   * Calls back once the handshake is over, OpenSSL's own work included. Node emits 'secure' from inside OpenSSL's
+   * handshake, before a TLS 1.3 server has written the session ticket it renews on resumption; application data
+   * written then (a promise settled in 'secure' runs its continuation right there) ends up ahead of that ticket, and
+   * OpenSSL clients such as Python's fail the connection with decode_error. One turn of the event loop later the
+   * handshake is complete.
+   */
+  onceSecure(cb: () => void): void;
   connection(): DataConnection;
 }
 
@@ -101,10 +114,23 @@ export function startTlsDataConnection(raw: net.Socket, context: SecureContext, 
   // Errors reach whoever uses the connection (the listener during the handshake, pipeline() during a transfer); a
   // late one (a close_notify written after the client already closed) must not become an uncaught exception.
   socket.on('error', () => undefined);
+  let origin: TicketOrigin | null | undefined;
+  const takeOrigin = (): TicketOrigin | null => (origin ??= takeTicketOrigin(context));
   return {
     socket,
     offeredResumption: () => offeredResumption(offer),
-    connection: () => ({ stream: socket, peer, tls: describeTls(socket), endedCleanly: layer.endedCleanly, destroy: layer.destroy }),
+    origin: takeOrigin,
+    onceSecure: (cb) => {
+      socket.once('secure', () => {
+        // Who minted the ticket is known only now: read it before another handshake of this session could run.
+        takeOrigin();
+        setImmediate(cb);
+      });
+    },
+    connection: () => {
+      const from = socket.isSessionReused() ? takeOrigin() : null;
+      return { stream: socket, peer, tls: describeTls(socket), siblingSession: from?.kind === 'sibling' ? from.sessionId : null, endedCleanly: layer.endedCleanly, destroy: layer.destroy };
+    },
   };
 }
 
@@ -181,5 +207,5 @@ function observedTls(raw: net.Socket, options: tls.TLSSocketOptions, readBufferB
 export function clearDataConnection(raw: net.Socket, peer: string): DataConnection {
   let ended = false;
   raw.on('end', () => (ended = true));
-  return { stream: raw, peer, tls: null, endedCleanly: () => ended, destroy: () => raw.destroy() };
+  return { stream: raw, peer, tls: null, siblingSession: null, endedCleanly: () => ended, destroy: () => raw.destroy() };
 }

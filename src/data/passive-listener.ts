@@ -83,7 +83,7 @@ export class PassiveListener {
       // the connection gets the TLS path that suits both.
       const started = startTlsDataConnection(socket, context, peer, this.#direction ?? 'upload', first, this.#binding.chunkBytes);
       this.#tlsStart = started;
-      started.socket.once('secure', () => {
+      started.onceSecure(() => {
         const refusal = resumptionRefusal(started, this.#binding.requireSessionReuse);
         if (refusal !== null) {
           this.#refuse(refusal, peer);

@@ -6,6 +6,7 @@ export type LoginResult = (typeof LOGIN_RESULTS)[number];
 
 export const DATA_CONNECTION_RESULTS = [
   'resumed',
+  'resumed_sibling',
   'clear',
   'not_resumed_no_ticket',
   'not_resumed_foreign_session',

@@ -68,4 +68,9 @@ export interface StorageSession {
   uniqueName(dir: string, hint: string): Promise<string>;
   /** SHA-256 (hex) of a stored file, for HASH. */
   sha256(path: string): Promise<string>;
+  /**
+   * Bytes this user may still store at `path` (an existing directory), for AVBL. The one place that answers it: the
+   * local disk reports the free space of the file system; a per-partner quota would answer what is left of it.
+   */
+  spaceAvailable(path: string): Promise<number>;
 }

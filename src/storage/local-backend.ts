@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
-import { lstat, mkdir, open, readdir, realpath, rename, rmdir, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, realpath, rename, rmdir, stat, statfs, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from '../log/logger.js';
@@ -281,6 +281,16 @@ class LocalStorage implements LocalStorageSession {
     } finally {
       await job.drop();
       await file.close().catch(() => undefined);
+    }
+  }
+
+  /** Free space of the file system holding `path` that an unprivileged writer may use (statfs f_bavail). */
+  async spaceAvailable(path: string): Promise<number> {
+    try {
+      const fs = await statfs(await this.#jail.follow(path), { bigint: true });
+      return Number(fs.bavail * fs.bsize);
+    } catch (err) {
+      throw toStorageError(err, 'Directory');
     }
   }
 

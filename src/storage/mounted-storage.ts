@@ -182,6 +182,18 @@ export class MountedStorage implements StorageSession {
     return this.#o.view.virtualChildren(dir).includes(name) ? at.backend.uniqueName(at.rel, `${name}.1`) : name;
   }
 
+  /** AVBL: the folder's free disk space, or what is left of its quota when that is less. */
+  async spaceAvailable(path: string): Promise<number> {
+    // Nothing can be stored in a directory that exists only in the virtual tree.
+    if (this.#o.view.isVirtualDirectory(path)) return 0;
+    const at = this.#locate(path);
+    const free = await at.backend.spaceAvailable(at.rel);
+    const m = at.mount;
+    if (m.quotaBytes === null || this.#o.ledger === null) return free;
+    const used = await this.#o.ledger.usage(m.scope, this.#root(m));
+    return Math.max(0, Math.min(free, m.quotaBytes - used.bytes));
+  }
+
   async sha256(path: string): Promise<string> {
     const at = this.#locate(path);
     return at.backend.sha256(at.rel);

@@ -1,29 +1,36 @@
-import { randomBytes, createHash } from 'node:crypto';
 import { Server } from 'node:net';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import type { Config } from '../config/schema.js';
 import type { InstalledCertificate } from './cert-store.js';
+import type { TicketIssuer } from './session-tickets.js';
 
 /**
- * Each control session gets its own SecureContext with its own 48 random ticket-key bytes and its own session-id
- * context. Its data connections are wrapped with the same context, so only a client holding *this* control session's
- * TLS session can resume there: a ticket from another session (or another server) fails to decrypt and the handshake
- * is a full one, which the data layer refuses. This is what stops data-port hijacking.
+ * Each control session gets its own SecureContext whose session tickets are sealed with the session's own key (see
+ * session-tickets.ts for which tickets are accepted). Its data connections are wrapped with the same context, so only
+ * a client holding *this* control session's TLS session (or a sibling's, same user and address) can resume there: any
+ * other ticket fails to open and the handshake is a full one, which the data layer refuses. This is what stops
+ * data-port hijacking.
  *
  * Built once per control session at AUTH TLS (about 1 ms and 28 KiB), never per transfer.
  */
-export function createSessionContext(cert: InstalledCertificate, cfg: Config['tls'], sessionId: string): SecureContext {
-  return tls.createSecureContext({
+export function createSessionContext(cert: InstalledCertificate, cfg: Config['tls'], tickets: TicketIssuer | null): SecureContext {
+  const context = tls.createSecureContext({
     key: cert.keyPem,
     cert: cert.certPem,
     minVersion: cfg.minVersion,
-    ticketKeys: randomBytes(48),
     sessionTimeout: cfg.sessionTimeoutSeconds,
-    // OpenSSL caps the session-id context at 32 bytes.
-    sessionIdContext: createHash('sha256').update(sessionId).digest('hex').slice(0, 32),
+    // One value for every session: a session resumed from a sibling's ticket carries the sibling's context id, and
+    // OpenSSL refuses to resume across different ones. Separation comes from the ticket keys and the per-context
+    // session-ID cache, not from this id.
+    sessionIdContext: SESSION_ID_CONTEXT,
     honorCipherOrder: true,
   });
+  // null: a connection that is refused right after its handshake (implicit FTPS at a cap) and never resumes.
+  tickets?.attach(context);
+  return context;
 }
+
+const SESSION_ID_CONTEXT = 'ftpsd-session';
 
 /**
  * TLS 1.2 sessions of one control session, for session-ID resumption. Tickets need no server state, but some clients

@@ -223,7 +223,7 @@ describe('control commands', () => {
       const one = await c.send('HELP stor');
       assert.equal(one.code, 214);
       assert.match(one.text, /STOR <path>/);
-      assert.equal(await code(c, 'HELP XYZZ'), 502);
+      assert.equal(await code(c, 'HELP XYZZ'), 504, 'HELP is implemented; an unknown verb is an unsupported parameter');
     });
 
     it('QUIT answers 221 and closes', async () => {

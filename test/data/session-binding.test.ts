@@ -8,10 +8,13 @@ import { passiveRange, startTestServer, writeHomeFile, type TestServer } from '.
 
 // The data layer's promise (DESIGN.md "Binding data connections to their control session"): a passive port accepts
 // only a TLS connection that resumes *this* control session's TLS session and comes from the control peer's address.
-// Everything else is refused with 425 and logged with a stable reason.
+// Everything else is refused with 425 and logged with a stable reason. The one exception is a sibling: another live
+// control session of the same user from the same address (rclone's parallel connections share one TLS session cache).
 
 const USER = 'alice';
 const PASSWORD = 'alice-secret';
+/** Another partner on the same address: its session is foreign to alice's. */
+const OTHER = { name: 'mallory', password: 'mallory-secret' };
 const CONTENT = Buffer.from('the file behind the passive port\n');
 const VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
 type TlsVersion = (typeof VERSIONS)[number];
@@ -23,10 +26,10 @@ function pinned(version: TlsVersion): tls.ConnectionOptions {
   return { minVersion: version, maxVersion: version };
 }
 
-async function loggedInWith(t: TestServer, options: tls.ConnectionOptions): Promise<ControlClient> {
+async function loggedInWith(t: TestServer, options: tls.ConnectionOptions, user = { name: USER, password: PASSWORD }): Promise<ControlClient> {
   const c = await ControlClient.connect(t.port);
   assert.equal((await c.read())?.code, 220);
-  const r = await c.login(USER, PASSWORD, options);
+  const r = await c.login(user.name, user.password, options);
   assert.equal(r.code, 230, r.text);
   return c;
 }
@@ -59,7 +62,7 @@ async function retrWith(c: ControlClient, name: string, opts: Parameters<Control
 describe('data connection bound to its control session', () => {
   let t: TestServer;
   before(async () => {
-    t = await startTestServer({ config: QUIET_DEFENDER });
+    t = await startTestServer({ users: [{ name: USER, password: PASSWORD }, OTHER], config: QUIET_DEFENDER });
     await writeHomeFile(t, USER, 'file.txt', CONTENT);
   });
   after(() => t.close());
@@ -94,8 +97,8 @@ describe('data connection bound to its control session', () => {
       }
     });
 
-    test(`${version}: another control session's TLS session is refused with 425 (foreign_session)`, async () => {
-      const a = await loggedIn(t, version);
+    test(`${version}: another user's control session's TLS session is refused with 425 (foreign_session)`, async () => {
+      const a = await loggedInWith(t, pinned(version), OTHER);
       const b = await loggedIn(t, version);
       try {
         const before = (await logEvents(t, 'data_connection_refused', (l) => l.reason === 'foreign_session', 0)).length;
@@ -115,10 +118,87 @@ describe('data connection bound to its control session', () => {
     });
   }
 
+  for (const version of VERSIONS) {
+    test(`${version}: 25 transfers in one session, each resuming with the newest ticket the client holds`, async () => {
+      // TLS 1.3 clients use a ticket once (curl, JSSE): they keep working only if every data connection gives a new one.
+      // TLS 1.2 tickets may be reused, and Node's client keeps its first one: the same ticket must keep working.
+      const fresh13 = version === 'TLSv1.3';
+      const c = await loggedIn(t, version);
+      try {
+        let ticket = c.tlsSession;
+        const seen = new Set<string>();
+        for (let i = 0; i < 25; i++) {
+          assert.ok(ticket !== undefined);
+          if (fresh13) assert.ok(!seen.has(ticket.toString('hex')), 'never the same ticket twice');
+          seen.add(ticket.toString('hex'));
+          const port = await c.epsv();
+          const data = c.dataConnect(port, { session: ticket, tlsOptions: pinned(version) });
+          let resumed = false;
+          data.socket.once('secureConnect', () => (resumed = data.socket.isSessionReused()));
+          const fresh = new Promise<Buffer | undefined>((resolve) => {
+            data.socket.on('session', (s: Buffer) => resolve(s));
+            data.socket.once('close', () => resolve(undefined));
+          });
+          assert.equal((await c.send('RETR file.txt')).code, 150);
+          const final = await c.read();
+          assert.equal(final?.code, 226, `transfer ${i + 1}: ${final?.text}`);
+          assert.deepEqual(await data.received, CONTENT);
+          assert.equal(resumed, true, `transfer ${i + 1} resumed`);
+          const next = await fresh;
+          if (fresh13) assert.ok(next !== undefined, `data connection ${i + 1} sent a new session ticket`);
+          ticket = next ?? ticket;
+        }
+      } finally {
+        c.close();
+      }
+    });
+
+    test(`${version}: a sibling's ticket (same user, same address, logged in) is accepted and logged; once the sibling ended, refused`, async () => {
+      const a = await loggedIn(t, version);
+      const b = await loggedIn(t, version);
+      try {
+        const own = await retrWith(b, 'file.txt', { session: a.tlsSession, tlsOptions: pinned(version) });
+        assert.equal(own.final?.code, 226, own.final?.text);
+        assert.deepEqual(own.received, CONTENT);
+        const sibling = await logEvents(t, 'data_session_sibling', () => true);
+        assert.ok(sibling.length >= 1, 'a data_session_sibling line names the sibling session');
+        const audits = t.logs().filter((l) => l.audit === true && l.event === 'transfer' && typeof l.resumedFromSession === 'string');
+        assert.ok(audits.length >= 1, 'the transfer record names the session whose ticket it resumed');
+
+        const stale = a.tlsSession;
+        a.close();
+        await new Promise((r) => setTimeout(r, 200));
+        const after = await retrWith(b, 'file.txt', { session: stale, tlsOptions: pinned(version) });
+        assert.equal(after.final?.code, 425, 'the ticket of an ended session no longer binds');
+        assert.equal(after.received.length, 0);
+      } finally {
+        a.close();
+        b.close();
+      }
+    });
+  }
+
+  test('a refused TLS session from the control address is not scored by the defender', async () => {
+    const strict = await startTestServer({ config: { defender: { threshold: 3 } } });
+    try {
+      await writeHomeFile(strict, USER, 'file.txt', CONTENT);
+      const c = await loggedIn(strict, 'TLSv1.3');
+      for (let i = 0; i < 6; i++) {
+        const r = await retrWith(c, 'file.txt', { session: null, tlsOptions: pinned('TLSv1.3') });
+        assert.equal(r.final?.code, 425);
+      }
+      const fine = await retrWith(c, 'file.txt', { tlsOptions: pinned('TLSv1.3') });
+      assert.equal(fine.final?.code, 226, 'the address was not banned for its own client\'s refused connections');
+      assert.equal(strict.logs().filter((l) => l.event === 'ban').length, 0);
+    } finally {
+      await strict.close();
+    }
+  });
+
   test('TLSv1.2 without tickets (session-ID resumption, as curl does): own session accepted, another refused', async () => {
     // SSL_OP_NO_TICKET: the client resumes by session ID alone, so the server must keep the session itself.
     const noTickets: tls.ConnectionOptions = { ...pinned('TLSv1.2'), secureOptions: constants.SSL_OP_NO_TICKET };
-    const a = await loggedInWith(t, noTickets);
+    const a = await loggedInWith(t, noTickets, OTHER);
     const b = await loggedInWith(t, noTickets);
     try {
       const own = await retrWith(b, 'file.txt', { tlsOptions: noTickets });

@@ -201,10 +201,11 @@ describe('active mode enabled', () => {
   it('answers malformed arguments, another family and EPSV ALL as the RFCs say', async () => {
     const c = await ControlClient.loggedIn(t.port, 'alice', 'alice-secret');
     try {
-      for (const line of ['PORT 127,0,0,1,300,1', 'PORT 127,0,0,1,1', 'PORT 99999999999999999999,0,0,1,4,1', 'EPRT |3|127.0.0.1|5000|', 'EPRT |1|127.0.0.1|99999|', 'EPRT 127.0.0.1']) {
+      for (const line of ['PORT 127,0,0,1,300,1', 'PORT 127,0,0,1,1', 'PORT 99999999999999999999,0,0,1,4,1', 'EPRT |1|127.0.0.1|99999|', 'EPRT 127.0.0.1']) {
         assert.equal((await c.send(line)).code, 501, line);
       }
       assert.equal((await c.send('EPRT |2|::1|5000|')).code, 522);
+      assert.equal((await c.send('EPRT |3|127.0.0.1|5000|')).code, 522, 'RFC 2428: a protocol the server does not speak');
       assert.equal((await c.send('EPSV ALL')).code, 200);
       assert.equal((await c.send('EPRT |1|127.0.0.1|5000|')).code, 503);
     } finally {

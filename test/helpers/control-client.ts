@@ -34,6 +34,27 @@ export class ControlClient {
     return new ControlClient(socket, host);
   }
 
+  /** Connects as a load balancer would: `header` (a PROXY protocol header) goes out before anything else. */
+  static async connectProxied(port: number, header: Buffer | string, host = '127.0.0.1'): Promise<ControlClient> {
+    const socket = net.connect({ port, host });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    socket.write(header);
+    return new ControlClient(socket, host);
+  }
+
+  /** Implicit FTPS: TLS from the first byte (the greeting comes inside it). */
+  static async connectImplicit(port: number, options: tls.ConnectionOptions = {}, host = '127.0.0.1'): Promise<ControlClient> {
+    const socket = tls.connect({ port, host, rejectUnauthorized: false, servername: 'localhost', ...options });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('secureConnect', resolve);
+      socket.once('error', reject);
+    });
+    return new ControlClient(socket, host);
+  }
+
   /** Connects, checks the 220 greeting, logs in over TLS (AUTH TLS, PBSZ 0, PROT P) and checks the 230. */
   static async loggedIn(port: number, user: string, password: string, host = '127.0.0.1'): Promise<ControlClient> {
     const c = await ControlClient.connect(port, host);

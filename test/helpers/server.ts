@@ -20,6 +20,7 @@ export interface TestUser {
   clientCertificates?: string[];
   uploadBytesPerSecond?: number;
   downloadBytesPerSecond?: number;
+  requireDataSessionReuse?: boolean;
 }
 
 export interface TestServer {
@@ -81,6 +82,7 @@ export async function startTestServer(opts: { users?: TestUser[]; config?: Confi
       disabled: false,
       ...(u.uploadBytesPerSecond === undefined ? {} : { uploadBytesPerSecond: u.uploadBytesPerSecond }),
       ...(u.downloadBytesPerSecond === undefined ? {} : { downloadBytesPerSecond: u.downloadBytesPerSecond }),
+      ...(u.requireDataSessionReuse === undefined ? {} : { requireDataSessionReuse: u.requireDataSessionReuse }),
     };
   }
   await writeUsersFile(join(dir, 'users.yaml'), { users: records });

@@ -20,6 +20,8 @@ export interface ServeProcess {
   home(user: string): string;
   /** Parsed JSON log lines written so far. */
   logs(): Array<Record<string, unknown>>;
+  /** What the server wrote to standard error so far (the console lines for the operator). */
+  stderr(): string;
   /** Resolves with the first log line matching, written after `since` lines (bounded by timeoutMs). */
   waitForLog(match: (l: Record<string, unknown>) => boolean, since?: number, timeoutMs?: number): Promise<Record<string, unknown>>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -123,6 +125,7 @@ export async function startServeProcess(opts: { users: Record<string, string>; c
     usersFile,
     home,
     logs,
+    stderr: () => stderr,
     waitForLog: (match, since = 0, timeoutMs = 10_000) => waitFor(() => logs().slice(since).find(match), 'a log line', timeoutMs),
     exited,
     writeConfig,
