@@ -29,8 +29,7 @@ export function toLoginUser(eff: EffectiveUser, resolveLocation: (p: string) => 
     disabled: eff.disabled,
     uploadBytesPerSecond: p.uploadBytesPerSecond.value ?? null,
     downloadBytesPerSecond: p.downloadBytesPerSecond.value ?? null,
-    // The store's form of this exception is policy.reuseException, which names a reason and lapses by itself.
-    requireDataSessionReuse: null,
+    requireDataSessionReuse: p.requireDataSessionReuse.value ?? null,
     view,
     minTlsVersion: p.minTlsVersion.value ?? null,
     maxSessions: p.maxSessions.value ?? null,

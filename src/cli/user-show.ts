@@ -16,6 +16,8 @@ function defaultFor(key: (typeof POLICY_KEYS)[number], config: Config): string {
       return `${config.limits.downloadBytesPerSecond} (limits.downloadBytesPerSecond)`;
     case 'maxSessions':
       return `${config.limits.maxLoginsPerUser} (limits.maxLoginsPerUser)`;
+    case 'requireDataSessionReuse':
+      return `${config.tls.requireDataSessionReuse} (tls.requireDataSessionReuse)`;
     case 'reuseException':
       return `none (tls.requireDataSessionReuse: ${config.tls.requireDataSessionReuse})`;
     case 'allowedNetworks':

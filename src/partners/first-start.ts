@@ -16,8 +16,6 @@ import { execute } from './apply.js';
 // as they are; afterwards the store is the only place users and bans live, and those files are left alone.
 
 const INITIALIZED = 'initialized_at';
-/** How long an imported `requireDataSessionReuse: false` stays in force as a reuse exception. */
-const IMPORTED_EXCEPTION_DAYS = 365;
 
 export interface FirstStartReport {
   /** Null when the store was set up before (nothing imported this time). */
@@ -32,7 +30,7 @@ export async function importLegacyFiles(store: Store, files: { usersFile: string
     const importedUsers: string[] = [];
     if (existsSync(files.usersFile) && (await userNames(trx)).length === 0) {
       const data = readUsersFile(files.usersFile);
-      const plan = Object.entries(data.users).map(([name, rec]) => ({ action: 'create' as const, kind: 'user' as const, name, keys: [], after: userFromRecord(name, rec, now) }));
+      const plan = Object.entries(data.users).map(([name, rec]) => ({ action: 'create' as const, kind: 'user' as const, name, keys: [], after: userFromRecord(name, rec) }));
       await execute(trx, plan, `import:${files.usersFile}`, now);
       importedUsers.push(...plan.map((p) => p.name));
     }
@@ -51,17 +49,14 @@ export async function importLegacyFiles(store: Store, files: { usersFile: string
  * A users-file entry as a store user: its home, its permissions at "/", its networks, certificates and rates as its
  * policy. Before `overwrite` existed, `upload` also replaced files; an imported user keeps that.
  */
-export function userFromRecord(name: string, rec: UserRecord, now = Date.now()): UserSpec {
+export function userFromRecord(name: string, rec: UserRecord): UserSpec {
   const perms: Permission[] = rec.permissions.includes('upload') && !rec.permissions.includes('overwrite') ? [...rec.permissions, 'overwrite'] : [...rec.permissions];
   const policy: UserSpec['policy'] = {};
   if (rec.allowedNetworks.length > 0) policy.allowedNetworks = rec.allowedNetworks;
   if (rec.clientCertificates.length > 0) policy.clientCertificates = rec.clientCertificates.map((f) => f.replace(/:/g, '').toLowerCase());
   if (rec.uploadBytesPerSecond !== undefined) policy.uploadBytesPerSecond = rec.uploadBytesPerSecond;
   if (rec.downloadBytesPerSecond !== undefined) policy.downloadBytesPerSecond = rec.downloadBytesPerSecond;
-  // The users file's lasting opt-out becomes an exception that says why and runs out: renew it deliberately.
-  if (rec.requireDataSessionReuse === false) {
-    policy.reuseException = { reason: 'imported from the users file (requireDataSessionReuse: false)', expiresAt: now + IMPORTED_EXCEPTION_DAYS * 86_400_000 };
-  }
+  if (rec.requireDataSessionReuse !== undefined) policy.requireDataSessionReuse = rec.requireDataSessionReuse;
   return {
     name,
     description: '',

@@ -43,6 +43,7 @@ const policySchema = z
     maxSessions: z.number().int().positive().optional(),
     quotaBytes: count.optional(),
     quotaFiles: count.optional(),
+    requireDataSessionReuse: z.boolean().optional(),
     reuseException: z.object({ reason: z.string().min(1, 'must say why'), expiresAt: time }).strict().optional(),
     autoDisableAfterDays: days.optional(),
     maxPasswordAgeDays: days.optional(),

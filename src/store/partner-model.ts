@@ -25,6 +25,9 @@ export interface PolicySpec {
   /** Quota of the user's home (a user's own value or its group's). */
   quotaBytes?: number;
   quotaFiles?: number;
+  /** A lasting replacement of tls.requireDataSessionReuse for this partner (false: exempt; true: held to it). */
+  requireDataSessionReuse?: boolean;
+  /** A time-bounded exemption with a reason; it lapses by itself. */
   reuseException?: ReuseException;
   autoDisableAfterDays?: number;
   maxPasswordAgeDays?: number;
@@ -39,6 +42,7 @@ export const POLICY_KEYS = [
   'maxSessions',
   'quotaBytes',
   'quotaFiles',
+  'requireDataSessionReuse',
   'reuseException',
   'autoDisableAfterDays',
   'maxPasswordAgeDays',

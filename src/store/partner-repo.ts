@@ -188,6 +188,7 @@ function policyToRow(p: PolicySpec): PolicyColumns {
     max_sessions: p.maxSessions ?? null,
     quota_bytes: p.quotaBytes ?? null,
     quota_files: p.quotaFiles ?? null,
+    require_data_session_reuse: p.requireDataSessionReuse === undefined ? null : p.requireDataSessionReuse ? 1 : 0,
     reuse_exception_reason: p.reuseException?.reason ?? null,
     reuse_exception_expires_at: p.reuseException?.expiresAt ?? null,
     auto_disable_after_days: p.autoDisableAfterDays ?? null,
@@ -205,6 +206,7 @@ function policyFromRow(r: PolicyColumns): PolicySpec {
   if (r.max_sessions !== null) p.maxSessions = r.max_sessions;
   if (r.quota_bytes !== null) p.quotaBytes = r.quota_bytes;
   if (r.quota_files !== null) p.quotaFiles = r.quota_files;
+  if (r.require_data_session_reuse !== null) p.requireDataSessionReuse = r.require_data_session_reuse !== 0;
   if (r.reuse_exception_reason !== null && r.reuse_exception_expires_at !== null) p.reuseException = { reason: r.reuse_exception_reason, expiresAt: r.reuse_exception_expires_at };
   if (r.auto_disable_after_days !== null) p.autoDisableAfterDays = r.auto_disable_after_days;
   if (r.max_password_age_days !== null) p.maxPasswordAgeDays = r.max_password_age_days;

@@ -84,6 +84,8 @@ export interface PoliciesTable {
   max_sessions: number | null;
   quota_bytes: number | null;
   quota_files: number | null;
+  /** 0/1: this owner's own tls.requireDataSessionReuse; null: not set here. */
+  require_data_session_reuse: number | null;
   reuse_exception_reason: string | null;
   reuse_exception_expires_at: number | null;
   auto_disable_after_days: number | null;
@@ -228,6 +230,7 @@ export function migrations(engine: Engine): Record<string, Migration> {
           .addColumn('max_sessions', 'integer')
           .addColumn('quota_bytes', 'bigint')
           .addColumn('quota_files', 'bigint')
+          .addColumn('require_data_session_reuse', 'integer')
           .addColumn('reuse_exception_reason', 'text')
           .addColumn('reuse_exception_expires_at', 'bigint')
           .addColumn('auto_disable_after_days', 'double precision')
