@@ -102,6 +102,7 @@ describe('ftpsd user', () => {
   });
 
   it('show tells each effective value and its source; disable closes an open session at once, enable lets it back', async () => {
+    assert.equal(await login('alice', 'alice-cli-pw'), 230);
     const show = await cli(['show', 'alice']);
     assert.equal(show.code, 0, show.stderr);
     assert.match(show.stdout, /^user alice$/m);
