@@ -1,5 +1,5 @@
 import type { Permission } from '../config/schema.js';
-import { isVirtualWithin, virtualJoin } from '../storage/virtual-path.js';
+import { isVirtualWithin } from '../storage/virtual-path.js';
 import type { EffectiveMount, EffectiveRule, EffectiveUser } from './effective.js';
 
 // The virtual tree of one login: which folder a virtual path lies in, which directories exist only because a mount
@@ -70,9 +70,4 @@ export class AccessView {
   permissionsAt(path: string): ReadonlySet<Permission> {
     return new Set(this.ruleFor(path)?.permissions ?? []);
   }
-}
-
-/** Virtual path of a child of a virtual directory. */
-export function childPath(dir: string, name: string): string {
-  return virtualJoin(dir, name);
 }
