@@ -185,7 +185,7 @@ export const configSchema = z
       banMultiplier: z.number().min(1).default(2),
       maxBanMs: ms.default(86_400_000),
       allowList: z.array(cidr).default([]),
-      /** Bans persist here across restarts; empty: beside the users file as bans.json. */
+      /** Bans file of earlier versions, imported into the store once at first start; empty: bans.json beside the users file. */
       file: z.string().default(''),
       /** Most IPs scored, banned or remembered as offenders at once; the oldest are forgotten first. Bounds memory
        *  against an attacker rotating addresses (an IPv6 /64 alone holds 2^64). */
@@ -196,7 +196,7 @@ export const configSchema = z
       pruneIntervalMs: ms.default(60_000),
       /** Bans are written this long after a change, so a burst of bans costs one write. */
       saveDelayMs: nonNegativeInt.default(1_000),
-      /** How often the bans file is checked for changes made by `ftpsd ban` or another node. 0 disables. */
+      /** How often the bans in the store are re-read for changes made by `ftpsd ban` or another node. 0 disables. */
       fileWatchIntervalMs: nonNegativeInt.default(2_000),
       scores: section({
         failedLogin: nonNegativeInt.default(1),
