@@ -61,6 +61,10 @@ async function openSqlite(path: string): Promise<Store> {
   // another's transaction instead of failing with SQLITE_BUSY.
   database.pragma('journal_mode = WAL');
   database.pragma('busy_timeout = 5000');
+  // better-sqlite3 runs on the event loop: with WAL, NORMAL syncs at checkpoints instead of at every commit, so a
+  // login's bookkeeping write does not hold up other sessions for an fsync (the database stays consistent; a power
+  // cut may lose the last few commits, such as a last-login time).
+  database.pragma('synchronous = NORMAL');
   database.pragma('foreign_keys = ON');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
   return { db, engine: 'sqlite', location: path, close: () => db.destroy() };
