@@ -1,4 +1,7 @@
+import { execFile } from 'node:child_process';
 import { readFile, statfs } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { descendantPids } from '../test/helpers/vsftpd.js';
 
 // Numbers the benchmark reads off the machine: memory of a server's processes, free disk, medians.
@@ -58,4 +61,33 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
+}
+
+/** bench/tree-cpu.sh: the one place the server CPU is read, by the driver and by the client scripts alike. */
+export const TREE_CPU_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'tree-cpu.sh');
+
+/** A reading of tree-cpu.sh: wall clock (ns) and CPU seconds of a process tree so far. */
+export interface CpuMark {
+  ns: bigint;
+  cpu: number;
+}
+
+/** Parses every "T<ns> C<seconds>" line of a client script's output, in order. */
+export function parseCpuMarks(text: string): CpuMark[] {
+  return [...text.matchAll(/^T(\d+) C([\d.]+)$/gm)].map((m) => ({ ns: BigInt(m[1]!), cpu: Number(m[2]) }));
+}
+
+/**
+ * CPU seconds (user + system) used so far by `pid` and every process under it, reaped children included: for
+ * ftpsd its one process (threads included), for a forking server its listener and every session process, live or
+ * finished.
+ */
+export function treeCpuSeconds(pid: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    execFile('sh', [TREE_CPU_SCRIPT, String(pid)], (err, stdout) => {
+      const mark = parseCpuMarks(stdout)[0];
+      if (err !== null || mark === undefined) reject(err ?? new Error(`tree-cpu.sh: ${stdout}`));
+      else resolve(mark.cpu);
+    });
+  });
 }

@@ -7,11 +7,12 @@ import { parseArgs } from 'node:util';
 import { CURL_UPLOAD_TLS_ARGS, runCurl } from '../test/helpers/clients.js';
 import { freeDiskBytes, median } from './measure.js';
 import { type BenchFiles, type Scenario, scenarios } from './scenarios.js';
-import { type BenchTarget, type TargetName, startFtpsdTarget, startVsftpdTarget } from './targets.js';
+import { type BenchTarget, TARGET_NAMES, type TargetName, startFtpsdTarget, startPureFtpdTarget, startVsftpdTarget } from './targets.js';
 
-// Side-by-side benchmark of ftpsd and vsftpd on loopback: both servers run at once, every scenario alternates
-// between them round by round (which one goes first alternates too), and the report gives medians and the ratio
-// ftpsd/vsftpd. Usage: npm run bench -- [--rounds 3] [--servers ftpsd,vsftpd] [--scenarios a,b,c,d,e] [--big-mib 1024]
+// Side-by-side benchmark of ftpsd, vsftpd and Pure-FTPd on loopback: the servers run at once, every scenario
+// alternates between them round by round (the order rotates too), and the report gives medians, the server CPU per
+// unit of work, and the ratio of ftpsd to the best peer. Usage: npm run bench -- [--rounds 3]
+// [--servers ftpsd,vsftpd,pure-ftpd] [--scenarios a,b,c,d,e,f] [--big-mib 1024] [--cpu-prof DIR]
 
 const repoDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const MiB = 1024 * 1024;
@@ -19,14 +20,18 @@ const MiB = 1024 * 1024;
 const { values: args } = parseArgs({
   options: {
     rounds: { type: 'string', default: '3' },
-    servers: { type: 'string', default: 'ftpsd,vsftpd' },
-    scenarios: { type: 'string', default: 'a,b,c,d,e' },
+    servers: { type: 'string', default: 'ftpsd,vsftpd,pure-ftpd' },
+    scenarios: { type: 'string', default: 'a,b,c,d,e,f' },
     'big-mib': { type: 'string', default: '1024' },
     'small-files': { type: 'string', default: '500' },
     'small-kib': { type: 'string', default: '4' },
     sessions: { type: 'string', default: '100' },
     'deadline-min': { type: 'string', default: '60' },
     json: { type: 'string' },
+    // ftpsd runs with --cpu-prof and writes its profile here when it stops (bench/profile-summary.ts reads it).
+    'cpu-prof': { type: 'string' },
+    // Another checkout of ftpsd with its dist/ built: added as server "ftpsd-baseline", for before/after in one run.
+    baseline: { type: 'string' },
   },
 });
 
@@ -36,7 +41,7 @@ const smallCount = positive(args['small-files'], 'small-files');
 const smallBytes = positive(args['small-kib'], 'small-kib') * 1024;
 const sessions = positive(args.sessions, 'sessions');
 const deadline = Date.now() + positive(args['deadline-min'], 'deadline-min') * 60_000;
-const serverNames = args.servers.split(',').filter((s): s is TargetName => s === 'ftpsd' || s === 'vsftpd');
+const serverNames = (args.baseline !== undefined && !args.servers.includes('ftpsd-baseline') ? `${args.servers},ftpsd-baseline` : args.servers).split(',').filter((s): s is TargetName => (TARGET_NAMES as readonly string[]).includes(s));
 const wanted = new Set(args.scenarios.split(','));
 
 const limits = {
@@ -101,59 +106,94 @@ async function smokeCheck(t: BenchTarget, files: BenchFiles): Promise<void> {
 interface Row {
   scenario: Scenario;
   values: Record<string, number[]>;
+  cpu: Record<string, number[]>;
   errors: Record<string, string>;
 }
 
 function format(v: number, unit: string): string {
   if (!Number.isFinite(v)) return 'n/a';
-  const digits = unit === 's' ? 2 : v >= 100 ? 0 : 1;
+  const digits = unit === 's' || unit === 's/GB' || (unit === 'ms/file' && v < 10) ? 2 : v >= 100 ? 0 : 1;
   return `${v.toFixed(digits)} ${unit}`;
+}
+
+/** ftpsd's median over the best peer's (the highest rate, or the lowest time, memory or CPU), with the peer's name. */
+function ratioToBestPeer(medians: Record<string, number>, higherIsBetter: boolean): string {
+  const own = medians.ftpsd;
+  const peers = Object.entries(medians).filter(([name, v]) => !name.startsWith('ftpsd') && Number.isFinite(v));
+  if (own === undefined || !Number.isFinite(own) || peers.length === 0) return '';
+  const [name, best] = peers.reduce((a, b) => ((higherIsBetter ? b[1] > a[1] : b[1] < a[1]) ? b : a));
+  const baseline = medians['ftpsd-baseline'];
+  const before = baseline !== undefined && Number.isFinite(baseline) ? `; ${(own / baseline).toFixed(2)} vs baseline` : '';
+  return `${(own / best).toFixed(2)} vs ${name}${before}`;
 }
 
 function report(rows: readonly Row[], targets: readonly BenchTarget[]): string {
   const lines: string[] = [];
   const pad = (s: string, n: number) => s.padEnd(n);
-  lines.push(`${pad('scenario', 74)}${targets.map((t) => pad(t.name, 18)).join('')}ftpsd/vsftpd`);
+  const w = 78;
+  lines.push(`${pad('scenario', w)}${targets.map((t) => pad(t.name, 17)).join('')}ftpsd / best peer`);
   for (const row of rows) {
+    const failed = (name: string) => row.errors[name] !== undefined;
     const med: Record<string, number> = {};
-    for (const t of targets) med[t.name] = median(row.values[t.name] ?? []);
-    const cells = targets.map((t) => pad(row.errors[t.name] !== undefined ? 'FAILED' : format(med[t.name]!, row.scenario.unit), 18));
-    const r = (med.ftpsd ?? Number.NaN) / (med.vsftpd ?? Number.NaN);
-    const failed = Object.keys(row.errors).length > 0;
-    const ratio = !failed && Number.isFinite(r) ? r.toFixed(2) : '';
-    const better = row.scenario.higherIsBetter ? '(higher is better)' : '(lower is better)';
-    lines.push(`${pad(`${row.scenario.id}) ${row.scenario.title}`, 74)}${cells.join('')}${ratio} ${ratio ? better : ''}`);
+    const cpu: Record<string, number> = {};
+    for (const t of targets) {
+      if (failed(t.name)) continue;
+      med[t.name] = median(row.values[t.name] ?? []);
+      cpu[t.name] = median(row.cpu[t.name] ?? []);
+    }
+    const cells = (m: Record<string, number>, unit: string) => targets.map((t) => pad(failed(t.name) ? 'FAILED' : format(m[t.name]!, unit), 17)).join('');
+    const better = row.scenario.higherIsBetter ? 'higher is better' : 'lower is better';
+    const r = ratioToBestPeer(med, row.scenario.higherIsBetter);
+    lines.push(`${pad(`${row.scenario.id}) ${row.scenario.title}`, w)}${cells(med, row.scenario.unit)}${r}${r ? ` (${better})` : ''}`);
+    const rc = ratioToBestPeer(cpu, false);
+    lines.push(`${pad(`   server CPU per unit of work`, w)}${cells(cpu, row.scenario.cpuUnit)}${rc}`);
   }
   for (const row of rows) for (const [name, err] of Object.entries(row.errors)) lines.push(`  ${row.scenario.id}/${name}: ${err}`);
   const kinds = targets.map((t) => `${t.name}: ${t.memoryKind}`).join(', ');
-  lines.push(`medians of ${rounds} rounds; memory is ${kinds}; MB = 10^6 bytes`);
+  lines.push(`medians of ${rounds} rounds; memory is ${kinds}; server CPU is user + system time of the whole process tree; MB = 10^6 bytes`);
   return lines.join('\n');
 }
 
+async function startTarget(name: TargetName): Promise<BenchTarget> {
+  switch (name) {
+    case 'ftpsd':
+      return startFtpsdTarget(repoDir, args['cpu-prof'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', resolve(args['cpu-prof'])]);
+    case 'ftpsd-baseline':
+      if (args.baseline === undefined) throw new Error('ftpsd-baseline needs --baseline DIR');
+      return startFtpsdTarget(resolve(args.baseline), [], 'ftpsd-baseline');
+    case 'vsftpd':
+      return startVsftpdTarget();
+    case 'pure-ftpd':
+      return startPureFtpdTarget(repoDir);
+  }
+}
+
 async function main(): Promise<void> {
-  if (serverNames.length === 0) throw new Error('--servers names none of ftpsd, vsftpd');
+  if (serverNames.length === 0) throw new Error(`--servers names none of ${TARGET_NAMES.join(', ')}`);
   const files = await makeFiles();
   const targets: BenchTarget[] = [];
   try {
-    for (const name of serverNames) targets.push(name === 'ftpsd' ? await startFtpsdTarget(repoDir) : await startVsftpdTarget());
+    for (const name of serverNames) targets.push(await startTarget(name));
     for (const t of targets) {
       await smokeCheck(t, files);
       console.error(`${t.name} on 127.0.0.1:${t.port}: 1 MiB up/down over TLS verified`);
     }
     const rows: Row[] = [];
     for (const scenario of selected) {
-      const row: Row = { scenario, values: {}, errors: {} };
+      const row: Row = { scenario, values: {}, cpu: {}, errors: {} };
       rows.push(row);
       for (const t of targets) await scenario.prepare?.(t, files);
       for (let round = 0; round < rounds; round++) {
-        const order = round % 2 === 0 ? targets : [...targets].reverse();
+        // Each server goes first in turn.
+        const order = targets.map((_, i) => targets[(i + round) % targets.length]!);
         for (const t of order) {
           if (row.errors[t.name] !== undefined) continue;
           if (Date.now() > deadline) throw new Error('benchmark deadline passed');
           try {
-            const v = await scenario.run(t, files, round);
-            (row.values[t.name] ??= []).push(v);
-            console.error(`  ${scenario.id} round ${round + 1} ${t.name}: ${format(v, scenario.unit)}`);
+            const m = await scenario.run(t, files, round);
+            (row.values[t.name] ??= []).push(m.value);
+            (row.cpu[t.name] ??= []).push(m.cpu);
+            console.error(`  ${scenario.id} round ${round + 1} ${t.name}: ${format(m.value, scenario.unit)}, server CPU ${format(m.cpu, scenario.cpuUnit)}`);
           } catch (err) {
             row.errors[t.name] = (err as Error).message.split('\n')[0]!;
             console.error(`  ${scenario.id} round ${round + 1} ${t.name}: ${row.errors[t.name]}`);
@@ -164,7 +204,7 @@ async function main(): Promise<void> {
     const text = report(rows, targets);
     console.log(text);
     if (args.json !== undefined) {
-      const out = rows.map((r) => ({ id: r.scenario.id, title: r.scenario.title, unit: r.scenario.unit, values: r.values, errors: r.errors }));
+      const out = rows.map((r) => ({ id: r.scenario.id, title: r.scenario.title, unit: r.scenario.unit, values: r.values, cpuUnit: r.scenario.cpuUnit, cpu: r.cpu, errors: r.errors }));
       await writeFile(args.json, JSON.stringify({ date: new Date().toISOString(), rounds, results: out }, null, 2) + '\n');
     }
     if (rows.some((r) => Object.keys(r.errors).length > 0)) process.exitCode = 1;

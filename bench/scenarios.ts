@@ -1,26 +1,36 @@
 import { link, mkdir, readdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { Client } from 'basic-ftp';
-import { CURL_UPLOAD_TLS_ARGS, runCurl, runLftp } from '../test/helpers/clients.js';
+import { CURL_UPLOAD_TLS_ARGS, runCurl, runLftp, runProcess } from '../test/helpers/clients.js';
 import { openIdleSession, type IdleSession } from './idle-session.js';
-import { mapLimit, sleep } from './measure.js';
+import { type CpuMark, TREE_CPU_SCRIPT, mapLimit, parseCpuMarks, sleep } from './measure.js';
 import type { BenchTarget } from './targets.js';
 
-// One function per measured scenario. Each returns one number for one round against one server; the driver runs
-// them alternately against both servers and takes medians.
+// One function per measured scenario. Each returns one measurement for one round against one server; the driver runs
+// them alternately against every server and takes medians.
 
 export type Unit = 'MB/s' | 'files/s' | 'KiB/session' | 's';
+/** Server CPU (user + system of its whole process tree) per unit of the scenario's work. */
+export type CpuUnit = 's/GB' | 'ms/file' | 'ms/session';
+
+export interface Measurement {
+  value: number;
+  /** Server CPU per unit of work, in the scenario's cpuUnit. */
+  cpu: number;
+}
 
 export interface Scenario {
   id: string;
   title: string;
   unit: Unit;
+  cpuUnit: CpuUnit;
   /** For memory and wall time lower is better; for rates higher is. */
   higherIsBetter: boolean;
   /** Puts what the scenario reads into the server's data directory (hard links: no extra disk). */
   prepare?(target: BenchTarget, files: BenchFiles): Promise<void>;
-  run(target: BenchTarget, files: BenchFiles, round: number): Promise<number>;
+  run(target: BenchTarget, files: BenchFiles, round: number): Promise<Measurement>;
 }
 
 export interface BenchFiles {
@@ -52,6 +62,14 @@ export interface ScenarioLimits {
 }
 
 const MB = 1_000_000;
+const GB = 1e9;
+
+/** Runs `work` between two readings of the server's CPU; returns its result and the CPU seconds it cost the server. */
+async function withServerCpu<T>(t: BenchTarget, work: () => Promise<T>): Promise<{ result: T; cpu: number }> {
+  const before = await t.cpuSeconds();
+  const result = await work();
+  return { result, cpu: (await t.cpuSeconds()) - before };
+}
 
 export function scenarios(limits: ScenarioLimits): Scenario[] {
   return [
@@ -59,37 +77,43 @@ export function scenarios(limits: ScenarioLimits): Scenario[] {
       id: 'a',
       title: 'download large file, curl, PROT P',
       unit: 'MB/s',
+      cpuUnit: 's/GB',
       higherIsBetter: true,
       prepare: (t, f) => linkInto(f.big, join(t.dataDir, 'big.bin')),
       async run(t, f) {
-        const r = await runCurl(['--ssl-reqd', '-k', '-o', '/dev/null', '-w', '%{size_download} %{speed_download}', urlOf(t, 'big.bin')], {
-          timeoutMs: limits.bigTransferTimeoutMs,
-        });
+        const { result: r, cpu } = await withServerCpu(t, () =>
+          runCurl(['--ssl-reqd', '-k', '-o', '/dev/null', '-w', '%{size_download} %{speed_download}', urlOf(t, 'big.bin')], {
+            timeoutMs: limits.bigTransferTimeoutMs,
+          }),
+        );
         const [size, speed] = r.stdout.trim().split(' ').map(Number);
         if (r.code !== 0 || size !== f.bigBytes) throw new Error(`curl download: code ${r.code}, ${size} bytes: ${r.stderr.trim()}`);
-        return speed! / MB;
+        return { value: speed! / MB, cpu: cpu / (f.bigBytes / GB) };
       },
     },
     {
       id: 'b',
       title: 'upload large file, curl -T, PROT P',
       unit: 'MB/s',
+      cpuUnit: 's/GB',
       higherIsBetter: true,
       async run(t, f, round) {
         const name = `up-${round}.bin`;
         // curl 7.88 (Debian 12) can lose the end of an FTPS upload over TLS 1.3: it never reads the data connection,
         // so the server's NewSessionTicket stays unread and closing the socket sends a TCP RST that discards data
         // still in the server's receive buffer. TLS 1.2 avoids that race for both servers alike.
-        const r = await runCurl(['--ssl-reqd', '-k', ...CURL_UPLOAD_TLS_ARGS, '-T', f.big, '-w', '%{size_upload} %{speed_upload}', urlOf(t, name)], {
-          timeoutMs: limits.bigTransferTimeoutMs,
-        });
+        const { result: r, cpu } = await withServerCpu(t, () =>
+          runCurl(['--ssl-reqd', '-k', ...CURL_UPLOAD_TLS_ARGS, '-T', f.big, '-w', '%{size_upload} %{speed_upload}', urlOf(t, name)], {
+            timeoutMs: limits.bigTransferTimeoutMs,
+          }),
+        );
         const [size, speed] = r.stdout.trim().split(' ').map(Number);
         const onDisk = await stat(join(t.dataDir, name)).then((s) => s.size, () => -1);
         await rm(join(t.dataDir, name), { force: true });
         if (r.code !== 0 || size !== f.bigBytes || onDisk !== f.bigBytes) {
           throw new Error(`curl upload: code ${r.code}, sent ${size}, stored ${onDisk}: ${r.stderr.trim()}`);
         }
-        return speed! / MB;
+        return { value: speed! / MB, cpu: cpu / (f.bigBytes / GB) };
       },
     },
     ...(['default', '1.2'] as const).flatMap((tls): Scenario[] => {
@@ -100,22 +124,41 @@ export function scenarios(limits: ScenarioLimits): Scenario[] {
           id: `${tag}-up`,
           title: `upload small files over one session, ${how}`,
           unit: 'files/s',
+          cpuUnit: 'ms/file',
           higherIsBetter: true,
-          run: (t, f, round) => smallFiles(t, f, round, 'up', tls, limits),
+          run: (t, f, round) => smallFilesHalf(`${tag}/${t.name}/${round}`, 'up', () => lftpSmallFiles(t, f, round, tls, limits)),
         },
         {
           id: `${tag}-down`,
           title: `download small files over one session, ${how}`,
           unit: 'files/s',
+          cpuUnit: 'ms/file',
           higherIsBetter: true,
-          run: (t, f, round) => smallFiles(t, f, round, 'down', tls, limits),
+          run: (t, f, round) => smallFilesHalf(`${tag}/${t.name}/${round}`, 'down', () => lftpSmallFiles(t, f, round, tls, limits)),
         },
       ];
     }),
     {
+      id: 'f-up',
+      title: 'upload small files over one session, Python ftplib (session reuse)',
+      unit: 'files/s',
+      cpuUnit: 'ms/file',
+      higherIsBetter: true,
+      run: (t, f, round) => smallFilesHalf(`f/${t.name}/${round}`, 'up', () => ftplibSmallFiles(t, f, round, limits)),
+    },
+    {
+      id: 'f-down',
+      title: 'download small files over one session, Python ftplib',
+      unit: 'files/s',
+      cpuUnit: 'ms/file',
+      higherIsBetter: true,
+      run: (t, f, round) => smallFilesHalf(`f/${t.name}/${round}`, 'down', () => ftplibSmallFiles(t, f, round, limits)),
+    },
+    {
       id: 'd',
       title: `memory per idle logged-in TLS session (${limits.sessions} sessions)`,
       unit: 'KiB/session',
+      cpuUnit: 'ms/session',
       higherIsBetter: false,
       run: (t) => idleMemory(t, limits),
     },
@@ -123,6 +166,7 @@ export function scenarios(limits: ScenarioLimits): Scenario[] {
       id: 'e',
       title: `${limits.sessions} concurrent sessions at once: login, LIST, get 1 MiB (wall)`,
       unit: 's',
+      cpuUnit: 'ms/session',
       higherIsBetter: false,
       prepare: (t, f) => linkInto(f.medium, join(t.dataDir, 'medium.bin')),
       run: (t, f) => concurrentSessions(t, f, limits, 0),
@@ -131,6 +175,7 @@ export function scenarios(limits: ScenarioLimits): Scenario[] {
       id: 'e-ramp',
       title: `the same, sessions started ${limits.rampSpacingMs} ms apart (wall)`,
       unit: 's',
+      cpuUnit: 'ms/session',
       higherIsBetter: false,
       prepare: (t, f) => linkInto(f.medium, join(t.dataDir, 'medium.bin')),
       run: (t, f) => concurrentSessions(t, f, limits, limits.rampSpacingMs),
@@ -147,66 +192,86 @@ async function linkInto(src: string, dest: string): Promise<void> {
   await link(src, dest);
 }
 
-// c) runs once per round and yields two numbers; the upload half records both, the download half reads the second.
-const smallFileRates = new Map<string, { up: number; down: number }>();
+// A small-file client run yields two measurements (its upload and its download half); the upload row runs it and
+// keeps the download half for the download row, which always comes next in the same round.
+const pendingHalves = new Map<string, Measurement>();
 
-async function smallFiles(
-  t: BenchTarget,
-  f: BenchFiles,
-  round: number,
-  half: 'up' | 'down',
-  tls: 'default' | '1.2',
-  limits: ScenarioLimits,
-): Promise<number> {
-  const key = `${t.name}/${tls}/${round}`;
+async function smallFilesHalf(key: string, half: 'up' | 'down', runBoth: () => Promise<{ up: Measurement; down: Measurement }>): Promise<Measurement> {
   if (half === 'down') {
-    const rates = smallFileRates.get(key);
-    if (rates === undefined) throw new Error('small-file download measured together with the upload');
-    smallFileRates.delete(key);
-    return rates.down;
+    const down = pendingHalves.get(key);
+    if (down === undefined) throw new Error('small-file download measured together with the upload');
+    pendingHalves.delete(key);
+    return down;
   }
+  const both = await runBoth();
+  pendingHalves.set(key, both.down);
+  return both.up;
+}
+
+/** Three CPU marks taken by the client around its two halves: files/s and server ms per file for each. */
+function halvesFromMarks(marks: readonly CpuMark[], count: number): { up: Measurement; down: Measurement } {
+  const half = (a: CpuMark, b: CpuMark): Measurement => ({ value: count / (Number(b.ns - a.ns) / 1e9), cpu: ((b.cpu - a.cpu) * 1000) / count });
+  return { up: half(marks[0]!, marks[1]!), down: half(marks[1]!, marks[2]!) };
+}
+
+async function lftpSmallFiles(t: BenchTarget, f: BenchFiles, round: number, tls: 'default' | '1.2', limits: ScenarioLimits): Promise<{ up: Measurement; down: Measurement }> {
   const remote = `small-${tls}-${round}`;
   const localOut = join(f.dir, `small-back-${t.name}-${tls}-${round}`);
   await mkdir(localOut);
   try {
-    // Timestamps from the local shell split one session's time into its upload and download halves.
-    const script = [
-      `mkdir ${remote}`,
-      '!date +T%s%N',
-      `mput -O ${remote} ${f.smallDir}/*`,
-      '!date +T%s%N',
-      `mget -O ${localOut} ${remote}/*`,
-      '!date +T%s%N',
-    ].join('\n');
+    // The server's CPU and the wall clock, read by a shell between the halves of one lftp session.
+    const mark = `!sh ${TREE_CPU_SCRIPT} ${t.pid}`;
+    const script = [`mkdir ${remote}`, mark, `mput -O ${remote} ${f.smallDir}/*`, mark, `mget -O ${localOut} ${remote}/*`, mark].join('\n');
     // GnuTLS priority string: the same client, TLS 1.3 left out.
     const settings = tls === '1.2' ? ['set ssl:priority NORMAL:-VERS-TLS1.3'] : [];
     const r = await runLftp(script, { port: t.port, user: t.user, password: t.password, settings, timeoutMs: limits.smallFilesTimeoutMs });
-    const stamps = [...r.stdout.matchAll(/^T(\d+)$/gm)].map((m) => BigInt(m[1]!));
+    const marks = parseCpuMarks(r.stdout);
     const back = await readdir(localOut);
-    if (r.code !== 0 || stamps.length !== 3 || back.length !== f.smallCount) {
+    if (r.code !== 0 || marks.length !== 3 || back.length !== f.smallCount) {
       throw new Error(`lftp small files: code ${r.code}, ${back.length}/${f.smallCount} files back: ${r.stderr.trim().slice(-500)}`);
     }
-    const seconds = (a: bigint, b: bigint) => Number(b - a) / 1e9;
-    smallFileRates.set(key, { up: f.smallCount / seconds(stamps[0]!, stamps[1]!), down: f.smallCount / seconds(stamps[1]!, stamps[2]!) });
-    return smallFileRates.get(key)!.up;
+    return halvesFromMarks(marks, f.smallCount);
   } finally {
     await rm(localOut, { recursive: true, force: true });
     await rm(join(t.dataDir, remote), { recursive: true, force: true });
   }
 }
 
-async function idleMemory(t: BenchTarget, limits: ScenarioLimits): Promise<number> {
+const FTPLIB_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'ftplib_small.py');
+
+async function ftplibSmallFiles(t: BenchTarget, f: BenchFiles, round: number, limits: ScenarioLimits): Promise<{ up: Measurement; down: Measurement }> {
+  const remote = `ftplib-${round}`;
+  const localOut = join(f.dir, `ftplib-back-${t.name}-${round}`);
+  await mkdir(localOut);
+  try {
+    const r = await runProcess('python3', [FTPLIB_SCRIPT, String(t.port), remote, f.smallDir, localOut, String(t.pid)], {
+      env: { FTP_USER: t.user, FTP_PASSWORD: t.password },
+      timeoutMs: limits.smallFilesTimeoutMs,
+    });
+    const marks = parseCpuMarks(r.stdout);
+    const back = await readdir(localOut);
+    if (r.code !== 0 || marks.length !== 3 || back.length !== f.smallCount) {
+      throw new Error(`ftplib small files: code ${r.code}, ${back.length}/${f.smallCount} files back: ${r.stderr.trim().slice(-500)}`);
+    }
+    return halvesFromMarks(marks, f.smallCount);
+  } finally {
+    await rm(localOut, { recursive: true, force: true });
+    await rm(join(t.dataDir, remote), { recursive: true, force: true });
+  }
+}
+
+async function idleMemory(t: BenchTarget, limits: ScenarioLimits): Promise<Measurement> {
   // A first batch opened and closed before the baseline: what the earlier scenarios left to collect, and what only the
   // first sessions allocate (code, caches), would otherwise land in the difference, sometimes making it negative.
   const warm = await openIdleSessions(t, limits);
   for (const s of warm) s.close();
   await sleep(limits.settleMs);
   const before = await t.memoryBytes();
-  const sessions = await openIdleSessions(t, limits);
+  const { result: sessions, cpu } = await withServerCpu(t, () => openIdleSessions(t, limits));
   try {
     await sleep(limits.settleMs);
     const after = await t.memoryBytes();
-    return (after - before) / limits.sessions / 1024;
+    return { value: (after - before) / limits.sessions / 1024, cpu: (cpu * 1000) / limits.sessions };
   } finally {
     for (const s of sessions) s.close();
     await sleep(limits.settleMs);
@@ -235,8 +300,9 @@ class CountingSink extends Writable {
   }
 }
 
-async function concurrentSessions(t: BenchTarget, f: BenchFiles, limits: ScenarioLimits, spacingMs: number): Promise<number> {
+async function concurrentSessions(t: BenchTarget, f: BenchFiles, limits: ScenarioLimits, spacingMs: number): Promise<Measurement> {
   const failures: string[] = [];
+  const cpuBefore = await t.cpuSeconds();
   const started = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: limits.sessions }, async (_, i) => {
@@ -257,6 +323,7 @@ async function concurrentSessions(t: BenchTarget, f: BenchFiles, limits: Scenari
     }),
   );
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const cpu = (await t.cpuSeconds()) - cpuBefore;
   if (failures.length > 0) throw new Error(`${failures.length} of ${limits.sessions} sessions failed; first: ${failures[0]}`);
-  return seconds;
+  return { value: seconds, cpu: (cpu * 1000) / limits.sessions };
 }

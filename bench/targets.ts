@@ -5,11 +5,14 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { VSFTPD_PASV_PORTS, freePort, freePortRange, startVsftpd } from '../test/helpers/vsftpd.js';
-import { processRssBytes, treePssBytes } from './measure.js';
+import { processRssBytes, treeCpuSeconds, treePssBytes } from './measure.js';
+import { startPureFtpd } from './pureftpd.js';
 
-// The two servers under comparison, behind one shape so every scenario runs the same code against both.
+// The servers under comparison, behind one shape so every scenario runs the same code against each.
 
-export type TargetName = 'ftpsd' | 'vsftpd';
+/** ftpsd-baseline: another build of ftpsd (--baseline DIR), measured in the same run for a before/after comparison. */
+export type TargetName = 'ftpsd' | 'ftpsd-baseline' | 'vsftpd' | 'pure-ftpd';
+export const TARGET_NAMES: readonly TargetName[] = ['ftpsd', 'ftpsd-baseline', 'vsftpd', 'pure-ftpd'];
 
 export interface BenchTarget {
   name: TargetName;
@@ -22,6 +25,10 @@ export interface BenchTarget {
   memoryBytes(): Promise<number>;
   /** What memoryBytes measures, for the report. */
   memoryKind: 'RSS' | 'PSS';
+  /** The server's top process; its tree is what treeCpuSeconds reads. */
+  pid: number;
+  /** CPU seconds the server's whole process tree has used so far (see bench/tree-cpu.sh). */
+  cpuSeconds(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -42,16 +49,37 @@ export async function startVsftpdTarget(): Promise<BenchTarget> {
     dataDir: v.dataDir,
     memoryKind: 'PSS',
     memoryBytes: () => treePssBytes(v.pid),
+    pid: v.pid,
+    cpuSeconds: () => treeCpuSeconds(v.pid),
     stop: () => v.stop(),
+  };
+}
+
+export async function startPureFtpdTarget(repoDir: string): Promise<BenchTarget> {
+  const p = await startPureFtpd(repoDir, BENCH_MAX_SESSIONS);
+  return {
+    name: 'pure-ftpd',
+    port: p.port,
+    user: p.user,
+    password: p.password,
+    dataDir: p.dataDir,
+    memoryKind: 'PSS',
+    memoryBytes: () => treePssBytes(p.pid),
+    pid: p.pid,
+    cpuSeconds: () => treeCpuSeconds(p.pid),
+    stop: () => p.stop(),
   };
 }
 
 /**
  * Starts this checkout's server (bin/ftpsd.js, built into dist/) with a config of its own in a temporary directory:
  * a self-signed certificate generated at first start, one user created with the CLI, limits raised so that the
- * benchmark's 100 concurrent sessions from 127.0.0.1 are not refused.
+ * benchmark's 100 concurrent sessions from 127.0.0.1 are not refused. Everything else is as shipped: the log at its
+ * default level (to /dev/null), the hash-chained audit file on, fsync on commit, data connections bound to their
+ * session, SHA-256 of every upload. `nodeFlags` go to node
+ * after the shipped ones (--cpu-prof for a profile).
  */
-export async function startFtpsdTarget(repoDir: string): Promise<BenchTarget> {
+export async function startFtpsdTarget(repoDir: string, nodeFlags: readonly string[] = [], name: 'ftpsd' | 'ftpsd-baseline' = 'ftpsd'): Promise<BenchTarget> {
   const root = await mkdtemp(join(tmpdir(), 'ftpsd-bench-'));
   const dataDir = join(root, 'home');
   await mkdir(dataDir);
@@ -68,7 +96,7 @@ export async function startFtpsdTarget(repoDir: string): Promise<BenchTarget> {
         pasv: { minPort: pasvMinPort, maxPort: pasvMinPort + VSFTPD_PASV_PORTS - 1 },
         tls: { selfSignedDir: join(root, 'certs') },
         users: { file: join(root, 'users.yaml'), demoHome: join(root, 'demo') },
-        log: { level: 'warn' },
+        log: { auditFile: join(root, 'audit', 'audit.jsonl') },
         limits: { maxSessions: BENCH_MAX_SESSIONS, maxSessionsPerIp: BENCH_MAX_SESSIONS, maxLoginsPerUser: BENCH_MAX_SESSIONS, passwordHashQueueMax: BENCH_MAX_SESSIONS },
         defender: { enabled: false },
       },
@@ -84,7 +112,7 @@ export async function startFtpsdTarget(repoDir: string): Promise<BenchTarget> {
       `${password}\n`,
       repoDir,
     );
-    const child = spawn(process.execPath, [...FTPSD_NODE_FLAGS, bin, 'serve', '--config', configFile], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [...FTPSD_NODE_FLAGS, ...nodeFlags, bin, 'serve', '--config', configFile], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
     const stderr: Buffer[] = [];
     child.stderr?.on('data', (b: Buffer) => stderr.push(b));
     try {
@@ -95,14 +123,20 @@ export async function startFtpsdTarget(repoDir: string): Promise<BenchTarget> {
     }
     const pid = child.pid!;
     let stopped = false;
+    // A server that dies under the benchmark fails every later round; say why at once.
+    child.once('exit', (code, signal) => {
+      if (!stopped) console.error(`${name} exited (${code ?? signal}): ${Buffer.concat(stderr).toString('utf8').slice(-2000)}`);
+    });
     return {
-      name: 'ftpsd',
+      name,
       port,
       user,
       password,
       dataDir,
       memoryKind: 'RSS',
       memoryBytes: () => processRssBytes(pid),
+      pid,
+      cpuSeconds: () => treeCpuSeconds(pid),
       async stop() {
         if (stopped) return;
         stopped = true;

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `npm run bench`: builds the server and runs the side-by-side benchmark against vsftpd (see bench/README.md).
+# `npm run bench`: builds the server and runs the side-by-side benchmark against vsftpd and Pure-FTPd (see
+# bench/README.md).
 # Not part of `npm test`. Arguments are passed on: npm run bench -- --rounds 5 --scenarios a,b
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,10 @@ npx tsc --noEmit --strict --target ES2022 --module NodeNext --moduleResolution N
   --skipLibCheck --noImplicitOverride bench/*.ts
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "bench: vsftpd needs a system user for its local logins; run as root or pass --servers ftpsd" >&2
+  echo "bench: vsftpd and pure-ftpd switch to system users; run as root or pass --servers ftpsd" >&2
+else
+  # Pure-FTPd unpacked beside the installed vsftpd (the two packages conflict).
+  bash scripts/bench-peers.sh >/dev/null
 fi
 mkdir -p bench/results
 exec node --import tsx bench/run.ts --json "bench/results/$(date -u +%Y%m%dT%H%M%SZ).json" "$@"

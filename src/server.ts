@@ -6,6 +6,7 @@ import type { AcmeManager } from './acme/acme-manager.js';
 import { AuditLog } from './audit/audit-log.js';
 import { resolveAuditPaths } from './audit/chain.js';
 import { accessOf, isLoginUser } from './access/login-user.js';
+import { LoginThrottle } from './auth/login-throttle.js';
 import { PasswordHasher } from './auth/password-hasher.js';
 import { StoreDirectory } from './auth/store-directory.js';
 import type { User } from './auth/users-file.js';
@@ -94,7 +95,8 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
   const installed = certStore.install(await loadCertificate());
   log.info({ event: 'certificate_installed', source: installed.source, ...describeCertificate(installed.leaf) }, 'certificate installed');
 
-  const hasher = new PasswordHasher({ concurrency: config.limits.passwordHashConcurrency, queueMax: config.limits.passwordHashQueueMax });
+  const hasher = new PasswordHasher({ concurrency: config.limits.passwordHashConcurrency, queueMax: config.limits.passwordHashQueueMax, reserved: config.limits.passwordHashReservedQueue });
+  const loginThrottle = new LoginThrottle({ failuresBeforeThrottle: config.limits.accountFailuresBeforeThrottle, windowMs: config.limits.accountFailureWindowMs });
   const ownStore = opts.store === undefined;
   const store = opts.store ?? (await openStore(storeOptions(config, baseDir)));
   const imported = await importLegacyFiles(store, { usersFile: abs(config.users.file), bansFile: resolveBansFile(config, baseDir) });
@@ -131,6 +133,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     certStore,
     users,
     hasher,
+    loginThrottle,
     commands: buildRegistry(),
     passivePorts: new PassivePortPool(config.pasv.minPort, config.pasv.maxPort),
     defender: defender ?? noDefender,
@@ -140,7 +143,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
       return stopping;
     },
     audit,
-    createStorage: (user: User) => {
+    createStorage: (user: User, session: { sid: string; ip: string }) => {
       const userLog = log.child({ user: user.name });
       return new MountedStorage({
         view: accessOf(user),
@@ -154,8 +157,11 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
             maxNameBytes: config.storage.maxNameBytes,
             atomicUploads: config.storage.atomicUploads,
             fsyncOnCommit: config.storage.fsyncOnCommit,
+            listingSortMaxEntries: config.storage.listingSortMaxEntries,
             digests,
             log: userLog,
+            // A security event: the tree changed under an operation (or a link leads out of the folder); virtual path only.
+            onViolation: (v) => audit('confinement_violation', { sid: session.sid, ip: session.ip, user: user.name, ...v }),
           }),
         ledger,
         log: userLog,

@@ -3,6 +3,7 @@ import { effectiveUser } from '../access/effective.js';
 import { toLoginUser, type LoginUser } from '../access/login-user.js';
 import type { Store } from '../store/open-store.js';
 import { loadPartners, loadUserRuntime, rehashPassword, userNames } from '../store/partner-repo.js';
+import type { HashPriority } from './login-throttle.js';
 import type { PasswordHasher } from './password-hasher.js';
 
 export type LoginRefusal = 'unknown_user' | 'bad_password' | 'disabled' | 'expired' | 'password_expired' | 'tls_version';
@@ -62,10 +63,10 @@ export class StoreDirectory {
     return eff === null ? null : toLoginUser(eff, this.#resolve);
   }
 
-  async authenticate(name: string, password: string, context: LoginContext = { tlsVersion: null }): Promise<LoginResult> {
+  async authenticate(name: string, password: string, priority: HashPriority = 'other', context: LoginContext = { tlsVersion: null }): Promise<LoginResult> {
     const user = await this.load(name);
     // An unknown user or one without a password costs one verification all the same.
-    const ok = await this.#hasher.verify(user === null || user.passwordHash === '' ? null : user.passwordHash, password);
+    const ok = await this.#hasher.verify(user === null || user.passwordHash === '' ? null : user.passwordHash, password, priority);
     if (user === null) return { ok: false, reason: 'unknown_user' };
     if (!ok) return { ok: false, reason: 'bad_password' };
     if (user.disabled) return { ok: false, reason: 'disabled' };

@@ -15,7 +15,20 @@ export const PASS: CommandSpec = {
     s.requireTlsForLogin();
     if (s.phase.kind !== 'needPass') throw new FtpError(503, 'Login with USER first');
     const name = s.phase.userName;
-    const result = await s.server.users.authenticate(name, arg, { tlsVersion: s.security.kind === 'tls' ? s.security.info.version : null });
+    let admission;
+    try {
+      admission = s.server.loginThrottle.admit(name, s.peerIp);
+    } catch (err) {
+      // The name is failing from many addresses: no password check; counted like a failure for this connection.
+      if (err instanceof FtpError) return failLogin(s, name, err.reason, err);
+      throw err;
+    }
+    let result;
+    try {
+      result = await s.server.users.authenticate(name, arg, admission.priority, { tlsVersion: s.security.kind === 'tls' ? s.security.info.version : null });
+    } finally {
+      admission.release();
+    }
     if (!result.ok) return failLogin(s, name, result.reason);
     const user = result.user;
     if (user.allowedNetworks.length > 0 && !new CidrSet(user.allowedNetworks).has(s.peerIp)) {
@@ -26,7 +39,7 @@ export const PASS: CommandSpec = {
       const fingerprint = peerCert?.fingerprint256?.replace(/:/g, '').toLowerCase();
       if (fingerprint === undefined || !user.clientCertificates.includes(fingerprint)) return failLogin(s, name, 'client_certificate');
     }
-    const storage = s.server.createStorage(user);
+    const storage = s.server.createStorage(user, { sid: s.id, ip: s.peerIp });
     await storage.ready;
     if (!s.server.acquireLogin(s, name, user)) {
       s.phase = { kind: 'greeted' };
@@ -35,6 +48,7 @@ export const PASS: CommandSpec = {
       throw new FtpError(530, 'Too many sessions for this user', { reason: 'user_session_limit' });
     }
     s.completeLogin(user, storage);
+    s.server.loginThrottle.succeeded(name, s.peerIp);
     s.server.metrics.login('ok');
     logDataSessionReuseOverride(s, user);
     const tls = s.security.kind === 'tls' ? s.security.info : null;
@@ -55,19 +69,21 @@ function logDataSessionReuseOverride(s: Session, user: User): void {
   else s.log.warn(fields, 'user exempt from TLS session reuse on data connections');
 }
 
-async function failLogin(s: Session, name: string, reason: string): Promise<never> {
+async function failLogin(s: Session, name: string, reason: string, reply = new FtpError(530, 'Login incorrect', { reason })): Promise<never> {
   s.phase = { kind: 'greeted' };
   s.failedLogins++;
+  // Every name counts alike, existing or not, so the throttle cannot tell an attacker which names exist.
+  s.server.loginThrottle.failed(name);
   s.server.metrics.login('failed');
   s.server.defender.record(s.peerIp, reason === 'unknown_user' ? 'unknownUser' : 'failedLogin', { user: name });
   s.server.audit('login_failed', { sid: s.id, ip: s.peerIp, user: name, reason, client: s.clientName ?? undefined });
   // A fixed delay before answering slows password guessing without holding an argon2 slot.
   await sleep(s.server.config.limits.failedLoginDelayMs);
   if (s.failedLogins >= s.server.config.limits.maxFailedLoginsPerSession) {
-    s.send({ code: 530, text: 'Login incorrect' });
+    s.send({ code: reply.code, text: reply.message });
     s.send({ code: 421, text: 'Too many failed logins, closing connection' });
     s.close('too many failed logins');
-    throw new FtpError(530, 'Login incorrect', { reason: 'too_many_failures' });
+    throw new FtpError(reply.code, reply.message, { reason: 'too_many_failures' });
   }
-  throw new FtpError(530, 'Login incorrect', { reason });
+  throw reply;
 }

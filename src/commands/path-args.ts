@@ -14,7 +14,7 @@ export function resolveArg(s: Session, arg: string): string {
  */
 export function requirePermission(s: Session, perm: Permission, path = '/'): void {
   if (!accessOf(s.user).allows(path, perm)) {
-    s.log.info({ event: 'permission_denied', user: s.user.name, permission: perm, path }, 'permission denied');
+    s.refusals.write('info', { event: 'permission_denied', user: s.user.name, permission: perm, path }, 'permission denied');
     throw new FtpError(550, `Permission denied: no ${perm} permission for ${path}`, { reason: 'permission_denied' });
   }
 }

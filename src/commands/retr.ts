@@ -1,8 +1,9 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { lfToCrlf } from '../data/ascii-mode.js';
-import { sendToClient } from '../data/transfer.js';
+import { sendFileToClient, sendToClient } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
+import { FILE_RANGE, type FileRange } from '../storage/backend.js';
 import type { CommandSpec } from './command-spec.js';
 import { requirePermission, resolveArg } from './path-args.js';
 import { takeRestOffset } from './rest.js';
@@ -32,7 +33,10 @@ export const RETR: CommandSpec = {
     try {
       const reply = await s.data.transfer('download', `Opening ${mode} mode data connection for ${path} (${info.size} bytes)`, async (c, signal) => {
         conn = c;
-        await sendToClient(source, c, transferLimits(s, 'download'), signal, chunk, progress);
+        // Binary from a local file: straight from the descriptor into buffers reused chunk after chunk.
+        const range = (file as { [FILE_RANGE]?: FileRange })[FILE_RANGE];
+        if (s.params.type !== 'A' && range !== undefined) await sendFileToClient(range, c, transferLimits(s, 'download'), signal, chunk, progress);
+        else await sendToClient(source, c, transferLimits(s, 'download'), signal, chunk, progress);
         return { code: 226, text: 'Transfer complete' };
       });
       auditTransfer(s, { direction: 'download', path, bytes: progress.bytes, started, conn, offset, result: reply.code === 226 ? 'ok' : 'aborted', code: reply.code });

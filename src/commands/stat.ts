@@ -1,7 +1,7 @@
 import type { Session } from '../control/session.js';
 import { formatListLine } from '../storage/listing-format.js';
 import type { CommandSpec } from './command-spec.js';
-import { listTarget } from './listing.js';
+import { openListTarget } from './listing.js';
 
 /** RFC 959 STAT: server status without an argument (also during a transfer), a listing over the control connection with one. */
 export const STAT: CommandSpec = {
@@ -11,10 +11,20 @@ export const STAT: CommandSpec = {
   duringTransfer: true,
   async run(s, arg) {
     if (arg.trim() === '' || s.data.busy) return { code: 211, text: statusLines(s) };
-    const { entries } = await listTarget(s, arg);
+    const target = await openListTarget(s, arg);
     const now = new Date();
     const max = s.server.config.limits.maxStatListEntries;
-    return { code: 213, text: ['Status follows:', ...entries.slice(0, max).map((e) => formatListLine(e, now)), 'End of status'] };
+    const lines: string[] = [];
+    try {
+      // Read only as far as the reply shows: a huge directory costs maxStatListEntries entries, not all of them.
+      for await (const e of target.entries()) {
+        if (lines.length >= max) break;
+        lines.push(formatListLine(e, now));
+      }
+    } finally {
+      await target.close();
+    }
+    return { code: 213, text: ['Status follows:', ...lines, 'End of status'] };
   },
 };
 

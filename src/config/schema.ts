@@ -58,6 +58,15 @@ export const configSchema = z
       addressOverrides: z.array(z.object({ cidr, address: z.string().refine((v) => isIP(v) === 4, 'must be an IPv4 address') }).strict()).default([]),
       /** How long a passive listener waits for its one connection. */
       acceptTimeoutMs: ms.default(30_000),
+      /**
+       * A passive listener whose transfer command has not come this long after PASV/EPSV is closed and its port given
+       * back (a session holding a port it does not use). Shorter than acceptTimeoutMs.
+       */
+      idleListenerTimeoutMs: ms.default(10_000),
+      /** Passive listeners open at once for one user, over all its sessions; more get 425. 0: a quarter of the range. */
+      maxListenersPerUser: nonNegativeInt.default(0),
+      /** Passive listeners open at once for one client address; more get 425. 0: a quarter of the range. */
+      maxListenersPerAddress: nonNegativeInt.default(0),
     }),
     tls: section({
       /** PEM certificate chain (leaf first); empty with keyFile empty: a self-signed certificate in selfSignedDir. */
@@ -66,16 +75,32 @@ export const configSchema = z
       keyFile: z.string().default(''),
       /** Oldest TLS version accepted on control and data connections. */
       minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+      /**
+       * OpenSSL cipher string for control and data connections (TLS 1.2 suites and TLS_ 1.3 suites). The default is
+       * Mozilla's "intermediate": ECDHE with AES-GCM or ChaCha20-Poly1305 only, so every session has forward secrecy.
+       * Widen it only for a partner that cannot cope; leaving out every TLS_ suite turns TLS 1.3 off.
+       */
+      ciphers: z.string().min(1).default(
+        'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:' +
+          'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:' +
+          'ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305',
+      ),
       /** USER/PASS are refused (530) until AUTH TLS succeeded. */
       requireForLogin: z.boolean().default(true),
       /** Data connections must be TLS (PROT P); PROT C is refused with 534. */
       requireForData: z.boolean().default(true),
       /** A data connection must resume its own control connection's TLS session (425 otherwise): stops port hijacking. */
       requireDataSessionReuse: z.boolean().default(true),
-      /** Time allowed for a TLS handshake on the control or a data connection. */
+      /** Time allowed for a TLS handshake on the control or a data connection (from the connect on a passive port). */
       handshakeTimeoutMs: ms.default(10_000),
       /** Lifetime of TLS sessions and tickets; must cover the longest control session so data connections can resume. */
       sessionTimeoutSeconds: positiveInt.default(86_400),
+      /** A data connection that resumed the ticket of a sibling session (same address) still logging in waits this
+       *  long for that login to complete as the same user; otherwise it is refused. */
+      siblingLoginWaitMs: ms.default(5_000),
+      /** An ended session's tickets still open data connections of its siblings (same user and address) for this
+       *  long: rclone's shared session cache outlives its connections. */
+      siblingTicketRetentionMs: nonNegativeInt.default(600_000),
       /** Directory for the generated self-signed certificate when certFile/keyFile are empty. */
       selfSignedDir: z.string().default('certs'),
       /** Hostnames put in the generated self-signed certificate. */
@@ -116,6 +141,10 @@ export const configSchema = z
       auditCheckpointEvery: positiveInt.default(100),
       /** The audit file is rotated at this size; the hash chain continues in the next file. */
       auditRotateBytes: positiveInt.default(64 * 1024 * 1024),
+      /** Refused commands logged in full per session; beyond, they are counted in a periodic summary line. */
+      refusalsPerSession: nonNegativeInt.default(20),
+      /** At most one summary line of refused commands not logged per session this often (and one at its end). */
+      refusalSummaryIntervalMs: ms.default(60_000),
     }),
     limits: section({
       /** Longest command line; a longer one gets 500 and is discarded without buffering it. */
@@ -126,10 +155,17 @@ export const configSchema = z
       maxSessions: positiveInt.default(500),
       /** Control connections from one address; more get 421 at connect. */
       maxSessionsPerIp: positiveInt.default(20),
+      /**
+       * Control connections not logged in yet, in total: logged-in sessions keep the rest of maxSessions. When full, a
+       * newcomer displaces the oldest waiting connection of the address holding the most, or gets 421.
+       */
+      maxUnauthenticatedSessions: positiveInt.default(100),
       /** Logged-in sessions of one user; more get 530 at PASS. */
       maxLoginsPerUser: positiveInt.default(20),
       /** Time from connect to a successful login; then 421 and close. */
       loginTimeoutMs: ms.default(60_000),
+      /** The login time of a connection made while more than half of maxUnauthenticatedSessions are taken. */
+      loginTimeoutUnderPressureMs: ms.default(10_000),
       /** Time without a command (while no transfer runs); then 421 and close. */
       idleTimeoutMs: ms.default(900_000),
       /** A transfer that moves no byte for this long is aborted with 426. */
@@ -143,6 +179,12 @@ export const configSchema = z
       /** argon2 shares libuv's threadpool with file I/O; this many verifications run at once, the rest queue. */
       passwordHashConcurrency: positiveInt.default(2),
       passwordHashQueueMax: positiveInt.default(200),
+      /** Places of that queue only logins from an address where the user logged in before may take; they also go first. */
+      passwordHashReservedQueue: nonNegativeInt.default(50),
+      /** Failed logins on one user name (from any addresses) within accountFailureWindowMs that throttle the name. */
+      accountFailuresBeforeThrottle: positiveInt.default(10),
+      /** A throttled name gets one password check at a time from addresses where it never logged in; others 421. */
+      accountFailureWindowMs: ms.default(300_000),
       /** Read and write buffer for file transfers; 1 MiB doubles throughput over the 64 KiB stream default. */
       transferChunkBytes: positiveInt.default(1024 * 1024),
       /**
@@ -168,6 +210,11 @@ export const configSchema = z
       maxPathBytes: positiveInt.default(4096),
       /** Longest single file name in UTF-8 bytes (553 beyond). */
       maxNameBytes: positiveInt.default(255),
+      /**
+       * Directories of up to this many entries are listed (LIST, NLST, MLSD, STAT) sorted by name; larger ones are
+       * streamed in directory order, so a listing's memory stays bounded whatever the directory size. 0: never sort.
+       */
+      listingSortMaxEntries: nonNegativeInt.default(10_000),
     }),
     activeMode: section({
       /** PORT/EPRT; off by default: passive with session binding is the safe mode. */
@@ -202,6 +249,7 @@ export const configSchema = z
         failedLogin: nonNegativeInt.default(1),
         unknownUser: nonNegativeInt.default(1),
         commandBeforeLogin: nonNegativeInt.default(1),
+        loginTimeout: nonNegativeInt.default(1),
         foreignDataConnection: nonNegativeInt.default(3),
         tlsHandshakeFailure: nonNegativeInt.default(1),
         protocolViolation: nonNegativeInt.default(1),

@@ -12,8 +12,8 @@ import type { ServerContext } from './server-context.js';
 
 /**
  * Accepts control connections and enforces what must be decided before a byte of TLS or argon2 is spent: bans,
- * the total and per-IP session caps. Keeps the set of live sessions for shutdown, bans and limits. The explicit
- * listener and the optional implicit FTPS one feed the same sessions, caps and defender.
+ * the total, per-IP and not-logged-in session caps. Keeps the set of live sessions for shutdown, bans and limits.
+ * The explicit listener and the optional implicit FTPS one feed the same sessions, caps and defender.
  */
 export class ControlServer {
   readonly #servers: net.Server[] = [];
@@ -22,6 +22,9 @@ export class ControlServer {
   readonly sessions = new Set<Session>();
   readonly #perIp = new Map<string, number>();
   readonly #perUser = new Map<string, Set<Session>>();
+  /** Sessions not logged in, oldest first (Map order), and how many of them each address holds. */
+  readonly #waiting = new Map<Session, string>();
+  readonly #waitingPerIp = new Map<string, number>();
   /** Balancers whose PROXY header names the client (proxyProtocol.trustedCidrs); null when the protocol is off. */
   readonly #balancers: CidrSet | null;
 
@@ -77,15 +80,21 @@ export class ControlServer {
     };
     if (this.#ctx.defender.isBanned(ip)) return refuse('banned', 'Service not available: your address is temporarily blocked');
     if (this.#ctx.stopping) return refuse('stopping', 'Service not available: server shutting down');
-    if (this.sessions.size >= limits.maxSessions) return refuse('max_sessions', 'Too many connections, try again later');
     const fromIp = this.#perIp.get(ip) ?? 0;
     if (fromIp >= limits.maxSessionsPerIp) return refuse('max_sessions_per_ip', 'Too many connections from your address');
+    const full = this.sessions.size >= limits.maxSessions;
+    if ((full || this.#waiting.size >= limits.maxUnauthenticatedSessions) && !this.#displaceFor(ip)) {
+      return refuse(full ? 'max_sessions' : 'max_unauthenticated_sessions', 'Too many connections, try again later');
+    }
 
     const session = new Session(socket, this.#ctx, (s) => new DataChannel(s), mode, via === undefined ? undefined : { ...peer, via });
     this.sessions.add(session);
     this.#perIp.set(ip, fromIp + 1);
+    // Under pressure a newcomer gets less time to log in, so silent connections turn over faster.
+    const pressed = this.#waiting.size >= limits.maxUnauthenticatedSessions / 2;
+    this.#addWaiting(session);
     this.#ctx.metrics.sessionOpened();
-    session.start();
+    session.start(pressed ? Math.min(limits.loginTimeoutUnderPressureMs, limits.loginTimeoutMs) : limits.loginTimeoutMs);
     // After a PROXY header the socket was left paused with the client's first bytes unshifted; an implicit session's
     // TLS layer takes the socket over by itself.
     if (via !== undefined && mode === 'explicit') socket.resume();
@@ -108,21 +117,65 @@ export class ControlServer {
     setTimeout(() => secure.destroy(), cfg.handshakeTimeoutMs).unref();
   }
 
-  /** Counts a logged-in session against `max` (default limits.maxLoginsPerUser). */
+  /**
+   * Makes room for a connection from `ip` when the not-logged-in connections fill their cap: the oldest waiting
+   * connection of the address holding the most goes, if that address holds at least two more than `ip` does. A flood
+   * from a few addresses thus gives way to everyone else, while many addresses holding one each (a botnet, or just a
+   * busy server) are not churned: the newcomer is refused instead.
+   */
+  #displaceFor(ip: string): boolean {
+    let heaviest: string | null = null;
+    let most = 0;
+    for (const [addr, n] of this.#waitingPerIp) {
+      if (n > most) [heaviest, most] = [addr, n];
+    }
+    if (heaviest === null || most < (this.#waitingPerIp.get(ip) ?? 0) + 2) return false;
+    for (const [session, addr] of this.#waiting) {
+      if (addr !== heaviest) continue;
+      this.#log.info({ event: 'session_displaced', ip: addr, sid: session.id, waiting: most, for: ip }, 'connection not logged in displaced');
+      this.#ctx.defender.record(addr, 'loginTimeout', { displaced: true });
+      session.send({ code: 421, text: 'Too many connections waiting for login, closing the oldest' });
+      session.close('displaced before login');
+      return true;
+    }
+    return false;
+  }
+
+  #addWaiting(session: Session): void {
+    this.#waiting.set(session, session.peerIp);
+    this.#waitingPerIp.set(session.peerIp, (this.#waitingPerIp.get(session.peerIp) ?? 0) + 1);
+  }
+
+  #removeWaiting(session: Session): void {
+    const ip = this.#waiting.get(session);
+    if (ip === undefined) return;
+    this.#waiting.delete(session);
+    const n = (this.#waitingPerIp.get(ip) ?? 1) - 1;
+    if (n <= 0) this.#waitingPerIp.delete(ip);
+    else this.#waitingPerIp.set(ip, n);
+  }
+
+  /** Counts a logged-in session against `max` (default limits.maxLoginsPerUser); it no longer counts as waiting for a login. */
   acquireLogin(session: Session, user: string, max = this.#ctx.config.limits.maxLoginsPerUser): boolean {
     const set = this.#perUser.get(user) ?? new Set<Session>();
     if (set.size >= max) return false;
     set.add(session);
     this.#perUser.set(user, set);
+    this.#removeWaiting(session);
     return true;
   }
 
-  /** Called by a session when it closes (or logs out with REIN). */
+  /** Called by a session when it closes (or logs out with REIN, after which it waits for a login again). */
   release(session: Session, fullyClosed: boolean): void {
     for (const [user, set] of this.#perUser) {
       if (set.delete(session) && set.size === 0) this.#perUser.delete(user);
     }
-    if (!fullyClosed || !this.sessions.delete(session)) return;
+    if (!fullyClosed) {
+      if (this.sessions.has(session) && !this.#waiting.has(session)) this.#addWaiting(session);
+      return;
+    }
+    this.#removeWaiting(session);
+    if (!this.sessions.delete(session)) return;
     const n = (this.#perIp.get(session.peerIp) ?? 1) - 1;
     if (n <= 0) this.#perIp.delete(session.peerIp);
     else this.#perIp.set(session.peerIp, n);

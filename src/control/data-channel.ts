@@ -4,6 +4,7 @@ import { FtpError } from '../errors.js';
 import { ActiveConnector } from '../data/active-connector.js';
 import { DataConnectionRefused, type DataConnection, type DataSource, type RefusalReason, type TransferDirection } from '../data/data-connection.js';
 import { PassiveListener } from '../data/passive-listener.js';
+import { listenerCap } from '../data/passive-ports.js';
 import type { MetricsSink } from '../metrics/metrics-sink.js';
 import type { Reply } from '../protocol/reply.js';
 import type { Session } from './session.js';
@@ -17,6 +18,7 @@ const REFUSAL_TEXT: Record<RefusalReason, string> = {
   foreign_session: "Can't open data connection: TLS session of data connection not resumed (it belongs to another connection)",
   handshake_failed: "Can't open data connection: TLS handshake failed",
   accept_timeout: "Can't open data connection: the client did not connect to the passive port",
+  idle_timeout: "Can't open data connection: the passive port was given back, no transfer command came in time; send PASV or EPSV again",
   handshake_timeout: "Can't open data connection: TLS handshake timed out",
   connect_failed: "Can't open data connection: could not connect to the PORT/EPRT address",
   closed: "Can't open data connection: it was closed",
@@ -29,6 +31,7 @@ const REFUSAL_METRIC = {
   handshake_failed: 'handshake_failed',
   handshake_timeout: 'timeout',
   accept_timeout: 'timeout',
+  idle_timeout: 'timeout',
   connect_failed: 'handshake_failed',
   closed: 'handshake_failed',
 } as const satisfies Record<RefusalReason, Parameters<MetricsSink['dataConnection']>[0]>;
@@ -74,24 +77,36 @@ export class DataChannel {
     const s = this.#session;
     const cfg = s.server.config;
     const context = this.#replacePending();
+    const pool = s.server.passivePorts;
+    const owner = {
+      user: s.user.name,
+      address: s.peerIp,
+      maxPerUser: listenerCap(cfg.pasv.maxListenersPerUser, pool.size),
+      maxPerAddress: listenerCap(cfg.pasv.maxListenersPerAddress, pool.size),
+    };
     let listener: PassiveListener;
     try {
       listener = await PassiveListener.open(
-        s.server.passivePorts,
+        pool,
         s.localAddress,
+        owner,
         {
           expectedPeer: s.peerIp,
           context,
           requireSessionReuse: this.#requireSessionReuse(),
+          siblingLoginWaitMs: s.server.config.tls.siblingLoginWaitMs,
           chunkBytes: cfg.limits.transferChunkBytes,
           onRefused: (refusal) => this.#onRefused(refusal),
         },
-        cfg.pasv.acceptTimeoutMs,
+        { acceptMs: cfg.pasv.acceptTimeoutMs, idleMs: Math.min(cfg.pasv.idleListenerTimeoutMs, cfg.pasv.acceptTimeoutMs), handshakeMs: cfg.tls.handshakeTimeoutMs },
       );
     } catch (err) {
       if (err instanceof FtpError && err.reason === 'pasv_exhausted') {
         s.server.metrics.passiveExhausted();
         s.log.warn({ event: 'pasv_exhausted', range: `${cfg.pasv.minPort}-${cfg.pasv.maxPort}` }, 'passive port range exhausted');
+      }
+      if (err instanceof FtpError && (err.reason === 'pasv_user_limit' || err.reason === 'pasv_address_limit')) {
+        s.log.warn({ event: 'pasv_limit', reason: err.reason, user: owner.user, perUser: owner.maxPerUser, perAddress: owner.maxPerAddress }, 'passive listener limit reached');
       }
       throw err;
     }
@@ -111,6 +126,7 @@ export class DataChannel {
       {
         context,
         requireSessionReuse: this.#requireSessionReuse(),
+        siblingLoginWaitMs: s.server.config.tls.siblingLoginWaitMs,
         chunkBytes: s.server.config.limits.transferChunkBytes,
         onRefused: (refusal) => this.#onRefused(refusal),
       },

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { LoginThrottle } from '../auth/login-throttle.js';
 import type { PasswordHasher } from '../auth/password-hasher.js';
 import type { User } from '../auth/users-file.js';
 import type { StoreDirectory } from '../auth/store-directory.js';
@@ -26,6 +27,8 @@ export interface ServerContext {
   readonly certStore: CertStore;
   readonly users: StoreDirectory;
   readonly hasher: PasswordHasher;
+  /** Per-account failure counts and the addresses each user logged in from (see LoginThrottle). */
+  readonly loginThrottle: LoginThrottle;
   readonly commands: ReadonlyMap<string, CommandSpec>;
   readonly passivePorts: PassivePortPool;
   readonly defender: DefenderPort;
@@ -36,7 +39,8 @@ export interface ServerContext {
   readonly stopping: boolean;
   /** Audit trail: connect, TLS, logins, transfers, file operations. */
   audit(event: string, fields: Record<string, unknown>): void;
-  createStorage(user: User): StorageSession;
+  /** The user's storage for one session; `session` identifies it in security audit events. */
+  createStorage(user: User, session: { sid: string; ip: string }): StorageSession;
   /** Counts a login against the user's session limit (its policy, else limits.maxLoginsPerUser); false at the limit. */
   acquireLogin(session: Session, user: string, account?: User): boolean;
   sessionEnded(session: Session, reason: string): void;

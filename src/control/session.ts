@@ -7,6 +7,7 @@ import type { CommandSpec } from '../commands/command-spec.js';
 import { FtpError } from '../errors.js';
 import { parseCommandLine, redactCommand } from '../protocol/command-line.js';
 import { LineReader, type LineEvent } from '../protocol/line-reader.js';
+import { RefusalLog } from '../log/refusal-log.js';
 import { formatReply, type Reply } from '../protocol/reply.js';
 import { unmapIPv4 } from '../protocol/address-text.js';
 import type { StorageSession } from '../storage/backend.js';
@@ -72,6 +73,8 @@ export class Session {
   /** The client software's name from CLNT, already cleaned and bounded; in logs and audit records. */
   clientName: string | null = null;
   readonly data: DataChannel;
+  /** Refused commands go to the log through this budget (log.refusalsPerSession). */
+  readonly refusals: RefusalLog;
 
   #socket: net.Socket | TLSSocket;
   readonly #baseLog: Logger;
@@ -103,15 +106,17 @@ export class Session {
     this.localAddress = unmapIPv4(socket.localAddress ?? '127.0.0.1');
     this.#baseLog = server.log.child({ sid: this.id, ip: this.peerIp, ...(mode === 'implicit' ? { implicit: true } : {}) });
     this.#log = this.#baseLog;
+    this.refusals = new RefusalLog(this.#baseLog, { perSession: server.config.log.refusalsPerSession, summaryIntervalMs: server.config.log.refusalSummaryIntervalMs });
     this.#reader = new LineReader(server.config.limits.maxLineBytes);
     this.data = createDataChannel(this);
   }
 
-  start(): void {
+  /** `loginTimeoutMs`: shorter than limits.loginTimeoutMs when many connections wait for a login. */
+  start(loginTimeoutMs = this.server.config.limits.loginTimeoutMs): void {
     const limits = this.server.config.limits;
     this.#raw.setNoDelay(true);
     this.#raw.setKeepAlive(true, 60_000);
-    this.#loginTimer = setTimeout(() => this.#timeout('login'), limits.loginTimeoutMs).unref();
+    this.#loginTimer = setTimeout(() => this.#timeout('login'), loginTimeoutMs).unref();
     this.#idleTimer = setTimeout(() => this.#timeout('idle'), limits.idleTimeoutMs).unref();
     this.server.audit('connect', { sid: this.id, ip: this.peerIp, port: this.peerPort, mode: this.mode, ...(this.proxiedVia === null ? {} : { via: this.proxiedVia }) });
     if (this.mode === 'implicit') {
@@ -239,7 +244,7 @@ export class Session {
     const parsed = parseCommandLine(event.bytes);
     if (!parsed.ok) {
       const text = parsed.problem === 'invalid_utf8' ? 'Command is not valid UTF-8' : 'Syntax error, command unrecognized';
-      this.log.info({ event: 'bad_command', problem: parsed.problem }, 'unparsable command');
+      this.refusals.write('info', { event: 'bad_command', problem: parsed.problem }, 'unparsable command');
       if (parsed.problem !== 'empty') this.server.defender.record(this.peerIp, 'protocolViolation', { kind: parsed.problem });
       this.send({ code: 500, text });
       return;
@@ -271,13 +276,23 @@ export class Session {
     } catch (err) {
       if (err instanceof FtpError) {
         const level = err.code >= 500 || err.code === 425 ? 'info' : 'debug';
-        this.log[level]({ verb, code: err.code, reason: err.reason, err: err.cause instanceof Error ? { message: err.cause.message, code: (err.cause as NodeJS.ErrnoException).code } : undefined }, 'command refused');
+        this.refusals.write(level, { verb, code: err.code, reason: err.reason, path: this.#virtualPath(spec, arg), err: describeCause(err.cause) }, 'command refused');
         this.#reply(verb, { code: err.code, text: err.message });
       } else {
         // Internal details stay in the log; the client learns only that it failed.
         this.log.error({ verb, err }, 'command failed');
         this.#reply(verb, { code: 451, text: 'Requested action aborted: local error in processing' });
       }
+    }
+  }
+
+  /** The client's path argument as a path in its home, for the log (never where the server keeps the file). */
+  #virtualPath(spec: CommandSpec, arg: string): string | undefined {
+    if (this.phase.kind !== 'ready' || !/ \[?<path>\]?$/.test(spec.syntax) || / <[^>]+> <path>/.test(spec.syntax)) return undefined;
+    try {
+      return this.phase.storage.resolve(this.cwd, arg).slice(0, 256);
+    } catch {
+      return undefined;
     }
   }
 
@@ -320,12 +335,7 @@ export class Session {
    */
   async #negotiateTls(): Promise<boolean> {
     const cert = this.server.certStore.current();
-    this.#tickets ??= this.server.tickets.issue({
-      sessionId: this.id,
-      ip: this.peerIp,
-      user: () => (this.phase.kind === 'ready' ? this.phase.user.name : null),
-      live: () => !this.#closed,
-    });
+    this.#tickets ??= this.server.tickets.issue({ sessionId: this.id, ip: this.peerIp });
     const context = createSessionContext(cert, this.server.config.tls, this.#tickets);
     // Mutual TLS: a certificate is asked for only when a user maps to one. It is not verified against a CA here:
     // PASS compares its SHA-256 fingerprint with the user's list, so an unknown or missing one fails at login.
@@ -375,6 +385,7 @@ export class Session {
 
   /** Called by PASS after the password verified. */
   completeLogin(user: User, storage: StorageSession): void {
+    this.#tickets?.setUser(user.name);
     this.phase = { kind: 'ready', user, storage, loginAt: Date.now() };
     this.cwd = '/';
     if (this.#loginTimer !== null) clearTimeout(this.#loginTimer);
@@ -383,6 +394,7 @@ export class Session {
 
   /** REIN (RFC 959): back to the state right after the greeting, keeping TLS (RFC 4217 §11). */
   reinitialize(): void {
+    this.#tickets?.setUser(null);
     if (this.phase.kind === 'ready') this.server.sessionEnded(this, 'rein');
     this.data.reset();
     this.phase = { kind: 'greeted' };
@@ -399,6 +411,8 @@ export class Session {
       return;
     }
     this.log.info({ event: `${which}_timeout` }, `${which} timeout`);
+    // Connections that never log in hold a place others need; an address that keeps doing it is banned.
+    if (which === 'login') this.server.defender.record(this.peerIp, 'loginTimeout');
     this.send({ code: 421, text: which === 'login' ? 'Login timeout, closing control connection' : 'Idle timeout, closing control connection' });
     this.close(`${which} timeout`);
   }
@@ -415,7 +429,8 @@ export class Session {
     if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
     if (this.#loginTimer !== null) clearTimeout(this.#loginTimer);
     this.data.reset();
-    this.#tickets?.release();
+    this.refusals.flush();
+    this.#tickets?.release(this.server.config.tls.siblingTicketRetentionMs);
     this.phase = { kind: 'closing' };
     const socket = this.#socket;
     // Mid-handshake there is nothing to flush, and a TLSSocket ended before its handshake finished never closes.
@@ -426,4 +441,11 @@ export class Session {
     this.server.sessionEnded(this, reason);
     this.server.audit('disconnect', { sid: this.id, ip: this.peerIp, reason, ms: Date.now() - this.connectedAt });
   }
+}
+
+/** A refusal's cause for the log: the errno code and system call, not the message, which names server-side paths. */
+function describeCause(cause: unknown): Record<string, unknown> | undefined {
+  if (!(cause instanceof Error)) return undefined;
+  const { code, syscall } = cause as NodeJS.ErrnoException;
+  return code === undefined ? { message: cause.message } : { code, syscall };
 }

@@ -15,6 +15,8 @@ export interface ActiveBinding {
   /** The control session's context, or null for clear data (PROT C, when policy allows it). */
   context: SecureContext | null;
   requireSessionReuse: boolean;
+  /** tls.siblingLoginWaitMs (see PassiveBinding). */
+  siblingLoginWaitMs: number;
   /** limits.transferChunkBytes: how much received TLS data an upload buffers before reading pauses. */
   chunkBytes: number;
   /** Told once about a refused connection (no or foreign session, failed handshake). */
@@ -112,8 +114,7 @@ export class ActiveConnector implements DataSource {
         // A late error after the hand-over (the transfer has its own listeners) must not become an uncaught exception.
         tlsStart.socket.on('error', () => undefined);
         tlsStart.onceSecure(() => {
-          const refusal = resumptionRefusal(tlsStart, this.#binding.requireSessionReuse);
-          finish(refusal === null ? null : new DataConnectionRefused(refusal, peer));
+          void resumptionRefusal(tlsStart, this.#binding.requireSessionReuse, this.#binding.siblingLoginWaitMs).then((refusal) => finish(refusal === null ? null : new DataConnectionRefused(refusal, peer)));
         });
         tlsStart.socket.once('error', (err) => finish(new DataConnectionRefused('handshake_failed', peer, { cause: err })));
         tlsStart.socket.once('close', () => finish(new DataConnectionRefused('closed', peer)));

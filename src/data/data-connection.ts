@@ -3,10 +3,10 @@ import { Duplex } from 'node:stream';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import { offeredResumption, readResumptionOffer } from '../tls/client-hello.js';
 import { describeTls, sessionIdCache, type TlsDescription } from '../tls/session-context.js';
-import { takeTicketOrigin, type TicketOrigin } from '../tls/session-tickets.js';
+import { confirmTicketOrigin, renewTicketsOnResumption, takeTicketOrigin, type TicketOrigin } from '../tls/session-tickets.js';
 
 /** Why a data connection was refused; stable names for logs, metrics and the defender. */
-export type RefusalReason = 'wrong_address' | 'no_ticket_offered' | 'foreign_session' | 'handshake_failed' | 'accept_timeout' | 'handshake_timeout' | 'connect_failed' | 'closed';
+export type RefusalReason = 'wrong_address' | 'no_ticket_offered' | 'foreign_session' | 'handshake_failed' | 'accept_timeout' | 'idle_timeout' | 'handshake_timeout' | 'connect_failed' | 'closed';
 
 export class DataConnectionRefused extends Error {
   constructor(
@@ -74,6 +74,8 @@ export interface TlsDataStart {
   offeredResumption(): boolean;
   /** Who minted the resumed ticket; read once, in the handshake's 'secure' event. */
   origin(): TicketOrigin | null;
+  /** Whether the resumed ticket binds this connection to its control session (see confirmTicketOrigin). */
+  originConfirmed(waitMs: number): Promise<boolean>;
   /**
    * Calls back once the handshake is over, OpenSSL's own work included. Node emits 'secure' from inside OpenSSL's
    * handshake, before a TLS 1.3 server has written the session ticket it renews on resumption; application data
@@ -87,11 +89,13 @@ export interface TlsDataStart {
 
 /**
  * The session binding, once the data connection's handshake is done: null when it may carry the transfer, else why
- * not (it did not resume the control session: no session offered at all, or another session's).
+ * not (it did not resume the control session: no session offered at all, or another session's). A sibling's ticket
+ * is confirmed here, waiting at most `siblingLoginWaitMs` for a sibling that is still logging in.
  */
-export function resumptionRefusal(started: TlsDataStart, requireSessionReuse: boolean): RefusalReason | null {
-  if (!requireSessionReuse || started.socket.isSessionReused()) return null;
-  return started.offeredResumption() ? 'foreign_session' : 'no_ticket_offered';
+export async function resumptionRefusal(started: TlsDataStart, requireSessionReuse: boolean, siblingLoginWaitMs: number): Promise<RefusalReason | null> {
+  if (!requireSessionReuse) return null;
+  if (!started.socket.isSessionReused()) return started.offeredResumption() ? 'foreign_session' : 'no_ticket_offered';
+  return (await started.originConfirmed(siblingLoginWaitMs)) ? null : 'foreign_session';
 }
 
 /**
@@ -106,9 +110,16 @@ export function resumptionRefusal(started: TlsDataStart, requireSessionReuse: bo
  * with its default young generation: garbage collection of the copies), so it is used only where its answer matters;
  * a client that starts TLS before its transfer command gets it too, as the direction is not known yet then.
  */
-export function startTlsDataConnection(raw: net.Socket, context: SecureContext, peer: string, direction: TransferDirection, first: Buffer, readBufferBytes: number): TlsDataStart {
+export function startTlsDataConnection(raw: net.Socket, context: SecureContext, peer: string, direction: TransferDirection | null, first: Buffer, readBufferBytes: number): TlsDataStart {
   const offer = readResumptionOffer(first);
-  const options: tls.TLSSocketOptions = { isServer: true, secureContext: context, server: sessionIdCache(context) };
+  // A connection known to carry an upload gets no renewed ticket: the client would leave it unread (see session-tickets.ts).
+  renewTicketsOnResumption(context, direction !== 'upload');
+  const options: tls.TLSSocketOptions = { isServer: true, secureContext: context };
+  // The session-ID cache (TLS 1.2 clients resuming without a ticket) is looked up through Node's JavaScript ClientHello
+  // parser, which holds the handshake for a round through JS; a hello offering a ticket or a TLS 1.3 PSK resumes
+  // from that and needs neither.
+  if (offer === null || !(offer.psk || offer.ticket)) options.server = sessionIdCache(context);
+  // Not known yet (the client started TLS before its transfer command): the observed path suits both directions.
   const layer = direction === 'download' ? nativeTls(raw, options) : observedTls(raw, options, readBufferBytes);
   const { socket } = layer;
   // Errors reach whoever uses the connection (the listener during the handshake, pipeline() during a transfer); a
@@ -120,6 +131,7 @@ export function startTlsDataConnection(raw: net.Socket, context: SecureContext, 
     socket,
     offeredResumption: () => offeredResumption(offer),
     origin: takeOrigin,
+    originConfirmed: (waitMs) => confirmTicketOrigin(context, takeOrigin(), waitMs),
     onceSecure: (cb) => {
       socket.once('secure', () => {
         // Who minted the ticket is known only now: read it before another handshake of this session could run.
@@ -149,6 +161,7 @@ function nativeTls(raw: net.Socket, options: tls.TLSSocketOptions): TlsLayer {
 /** TLS fed through a JS duplex, so that the TCP end and a close_notify can be told apart. */
 function observedTls(raw: net.Socket, options: tls.TLSSocketOptions, readBufferBytes: number): TlsLayer {
   let tcpEofDelivered = false;
+  let rawEnded = false;
   let closeNotify = false;
   // A buffer of a few raw reads: a smaller one would stop and restart the socket's reading for every 64 KiB read.
   const pipe = new Duplex({
@@ -157,6 +170,14 @@ function observedTls(raw: net.Socket, options: tls.TLSSocketOptions, readBufferB
       raw.resume();
     },
     write(chunk: Buffer, _enc, cb) {
+      // After the client's FIN the socket refuses writes (EPIPE) with an error whose stack the stream machinery
+      // formats: a millisecond per upload, as the TLS layer answers every client's close_notify with its own. The
+      // same refusal, without the stack.
+      if (rawEnded && !raw.allowHalfOpen) {
+        raw.destroy();
+        cb(peerHungUp());
+        return;
+      }
       raw.write(chunk, cb);
     },
     final(cb) {
@@ -170,7 +191,6 @@ function observedTls(raw: net.Socket, options: tls.TLSSocketOptions, readBufferB
   raw.on('data', (chunk: Buffer) => {
     if (!pipe.push(chunk)) raw.pause();
   });
-  let rawEnded = false;
   raw.on('end', () => {
     rawEnded = true;
     pipe.push(null);
@@ -202,6 +222,12 @@ function observedTls(raw: net.Socket, options: tls.TLSSocketOptions, readBufferB
       raw.destroy();
     },
   };
+}
+
+function peerHungUp(): Error {
+  const err = Object.assign(new Error('This socket has been ended by the other party'), { code: 'EPIPE' });
+  Object.defineProperty(err, 'stack', { value: `Error: ${err.message}`, writable: true, configurable: true });
+  return err;
 }
 
 export function clearDataConnection(raw: net.Socket, peer: string): DataConnection {

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type { SecureContext } from 'node:tls';
 import { unmapIPv4 } from '../protocol/address-text.js';
-import type { PassivePortPool } from './passive-ports.js';
+import type { PassiveOwner, PassivePortPool } from './passive-ports.js';
 import { DataConnectionRefused, clearDataConnection, onFirstBytes, resumptionRefusal, startTlsDataConnection, type DataConnection, type TlsDataStart, type TransferDirection } from './data-connection.js';
 
 export interface PassiveBinding {
@@ -10,10 +10,21 @@ export interface PassiveBinding {
   /** The control session's context, or null for clear data (PROT C, when policy allows it). */
   context: SecureContext | null;
   requireSessionReuse: boolean;
+  /** tls.siblingLoginWaitMs: how long a sibling session's ticket waits for that sibling's login to complete. */
+  siblingLoginWaitMs: number;
   /** limits.transferChunkBytes: how much received TLS data an upload buffers before reading pauses. */
   chunkBytes: number;
   /** Told once about a refused connection (wrong address, no or foreign session, failed handshake). */
   onRefused: (refusal: DataConnectionRefused) => void;
+}
+
+export interface PassiveTimeouts {
+  /** pasv.acceptTimeoutMs: from PASV/EPSV until the client connects. */
+  acceptMs: number;
+  /** pasv.idleListenerTimeoutMs: from PASV/EPSV until the transfer command; then the port and any connection go. */
+  idleMs: number;
+  /** tls.handshakeTimeoutMs: from the client's connect until its TLS handshake is done. */
+  handshakeMs: number;
 }
 
 /**
@@ -28,6 +39,11 @@ export class PassiveListener {
   #result: Promise<DataConnection>;
   #settle!: { resolve: (c: DataConnection) => void; reject: (e: DataConnectionRefused) => void };
   #acceptTimer: NodeJS.Timeout | null = null;
+  #idleTimer: NodeJS.Timeout | null = null;
+  #handshakeTimer: NodeJS.Timeout | null = null;
+  readonly #handshakeMs: number;
+  /** The transfer command did not come in time: everything was dropped and a late one is told so. */
+  #expired = false;
   #socket: net.Socket | null = null;
   #tlsStart: TlsDataStart | null = null;
   /** Set by the transfer command; null until it comes, which may be after the client started TLS. */
@@ -35,22 +51,24 @@ export class PassiveListener {
   #closed = false;
   #settled = false;
 
-  private constructor(server: net.Server, port: number, binding: PassiveBinding) {
+  private constructor(server: net.Server, port: number, binding: PassiveBinding, handshakeMs: number) {
     this.#server = server;
     this.port = port;
     this.#binding = binding;
+    this.#handshakeMs = handshakeMs;
     this.#result = new Promise((resolve, reject) => (this.#settle = { resolve, reject }));
     // Nobody may be awaiting yet; a refusal before the transfer command must not be an unhandled rejection.
     this.#result.catch(() => undefined);
   }
 
-  static async open(pool: PassivePortPool, host: string, binding: PassiveBinding, acceptTimeoutMs: number): Promise<PassiveListener> {
+  static async open(pool: PassivePortPool, host: string, owner: PassiveOwner, binding: PassiveBinding, timeouts: PassiveTimeouts): Promise<PassiveListener> {
     const server = net.createServer({ pauseOnConnect: true });
-    const port = await pool.listen(server, host);
-    const listener = new PassiveListener(server, port, binding);
+    const port = await pool.listen(server, host, owner);
+    const listener = new PassiveListener(server, port, binding, timeouts.handshakeMs);
     server.on('connection', (s) => listener.#onConnection(s));
     server.on('error', () => listener.close());
-    listener.#acceptTimer = setTimeout(() => listener.#refuse('accept_timeout', ''), acceptTimeoutMs).unref();
+    listener.#acceptTimer = setTimeout(() => listener.#refuse('accept_timeout', ''), timeouts.acceptMs).unref();
+    listener.#idleTimer = setTimeout(() => listener.#expire(), timeouts.idleMs).unref();
     return listener;
   }
 
@@ -76,21 +94,26 @@ export class PassiveListener {
       return;
     }
     socket.once('close', () => this.#refuse('closed', peer));
+    // From the connect on: a client that connects and sends nothing holds a socket until this fires.
+    this.#handshakeTimer = setTimeout(() => this.#refuse('handshake_timeout', peer), this.#handshakeMs).unref();
     const context = this.#binding.context;
     onFirstBytes(socket, (first) => {
       // TLS starts on the client's first bytes, never held for the transfer command: curl sends its ClientHello before
       // RETR and waits about 200 ms more when the handshake is held. Without the command the direction is unknown, and
       // the connection gets the TLS path that suits both.
-      const started = startTlsDataConnection(socket, context, peer, this.#direction ?? 'upload', first, this.#binding.chunkBytes);
+      const started = startTlsDataConnection(socket, context, peer, this.#direction, first, this.#binding.chunkBytes);
       this.#tlsStart = started;
       started.onceSecure(() => {
-        const refusal = resumptionRefusal(started, this.#binding.requireSessionReuse);
-        if (refusal !== null) {
-          this.#refuse(refusal, peer);
-          return;
-        }
-        this.#settled = true;
-        this.#settle.resolve(started.connection());
+        this.#clearHandshakeTimer();
+        void resumptionRefusal(started, this.#binding.requireSessionReuse, this.#binding.siblingLoginWaitMs).then((refusal) => {
+          if (this.#settled) return;
+          if (refusal !== null) {
+            this.#refuse(refusal, peer);
+            return;
+          }
+          this.#settled = true;
+          this.#settle.resolve(started.connection());
+        });
       });
       started.socket.once('error', (err) => this.#refuse('handshake_failed', peer, err));
       started.socket.once('close', () => this.#refuse('closed', peer));
@@ -98,10 +121,14 @@ export class PassiveListener {
   }
 
   /**
-   * Waits for the verified connection. The handshake clock starts here, not at accept: ftplib connects at PASV time
-   * but starts TLS only after our 150 reply. `direction` picks the TLS path if the client has not started TLS yet.
+   * Waits for the verified connection. A handshake clock runs from the connect and another from here: ftplib
+   * connects at PASV time but starts TLS only after our 150 reply. `direction` picks the TLS path if the client has
+   * not started TLS yet.
    */
   async connection(handshakeTimeoutMs: number, signal: AbortSignal, direction: TransferDirection): Promise<DataConnection> {
+    if (this.#expired) throw new DataConnectionRefused('idle_timeout', '');
+    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
+    this.#idleTimer = null;
     this.#direction = direction;
     const timer = setTimeout(() => this.#refuse(this.#socket === null ? 'accept_timeout' : 'handshake_timeout', ''), handshakeTimeoutMs).unref();
     const onAbort = () => this.#refuse('closed', '');
@@ -119,11 +146,26 @@ export class PassiveListener {
     return this.#socket !== null;
   }
 
+  /** No transfer command within pasv.idleListenerTimeoutMs: the port and any connection, verified or not, go. */
+  #expire(): void {
+    this.#idleTimer = null;
+    this.#expired = true;
+    this.#refuse('idle_timeout', '');
+    this.#tlsStart?.socket.destroy();
+    this.#socket?.destroy();
+  }
+
+  #clearHandshakeTimer(): void {
+    if (this.#handshakeTimer !== null) clearTimeout(this.#handshakeTimer);
+    this.#handshakeTimer = null;
+  }
+
   #refuse(reason: DataConnectionRefused['reason'], peer: string, cause?: unknown): void {
+    this.#clearHandshakeTimer();
     // Once settled (the normal end of every transfer ends here too), nobody reads a refusal: don't build one.
     if (!this.#settled) {
       const refusal = new DataConnectionRefused(reason, peer, { cause });
-      if (reason !== 'closed' && reason !== 'accept_timeout') this.#binding.onRefused(refusal);
+      if (reason !== 'closed' && reason !== 'accept_timeout' && reason !== 'idle_timeout') this.#binding.onRefused(refusal);
       this.#settled = true;
       this.#settle.reject(refusal);
       // Nothing was handed to a transfer: a connection that timed out or failed its checks is ours to close.
@@ -143,6 +185,9 @@ export class PassiveListener {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
+    this.#idleTimer = null;
+    this.#clearHandshakeTimer();
     this.#stopListening();
     if (!this.#settled) {
       this.#settled = true;

@@ -10,18 +10,26 @@ const RUNTIME_KEYS: readonly string[] = [
   'pasv.externalAddress',
   'pasv.addressOverrides',
   'pasv.acceptTimeoutMs',
+  'pasv.idleListenerTimeoutMs',
+  'pasv.maxListenersPerUser',
+  'pasv.maxListenersPerAddress',
   'tls.certFile',
   'tls.keyFile',
   'tls.minVersion',
+  'tls.ciphers',
   'tls.requireForLogin',
   'tls.requireForData',
   'tls.requireDataSessionReuse',
   'tls.handshakeTimeoutMs',
   'tls.sessionTimeoutSeconds',
+  'tls.siblingLoginWaitMs',
+  'tls.siblingTicketRetentionMs',
   'tls.selfSignedDir',
   'tls.selfSignedNames',
   'users.demoHome',
   'log.level',
+  'log.refusalsPerSession',
+  'log.refusalSummaryIntervalMs',
   'limits.',
   'storage.',
   'housekeeping.',
@@ -30,7 +38,14 @@ const RUNTIME_KEYS: readonly string[] = [
 ];
 
 /** Bound at start even inside a section that otherwise reloads. */
-const RESTART_KEYS: readonly string[] = ['limits.passwordHashConcurrency', 'limits.passwordHashQueueMax', 'limits.digestWorkers'];
+const RESTART_KEYS: readonly string[] = [
+  'limits.passwordHashConcurrency',
+  'limits.passwordHashQueueMax',
+  'limits.passwordHashReservedQueue',
+  'limits.accountFailuresBeforeThrottle',
+  'limits.accountFailureWindowMs',
+  'limits.digestWorkers',
+];
 
 export interface ConfigChanges {
   /** Dotted keys whose new value is now in effect. */

@@ -5,6 +5,19 @@ import type { Readable, Writable } from 'node:stream';
  * the user's home ("/" is the home), already normalised by `resolve`. The local-disk backend is the only one today;
  * the interface keeps room for object storage.
  */
+/**
+ * Set by a backend on the stream openRead returns when that stream reads a local file: its descriptor and first byte,
+ * so that a binary download can read into two buffers of its own (data/transfer.ts sendFileToClient) instead of a
+ * fresh buffer per chunk for the garbage collector. The stream still owns the descriptor and closes it when destroyed.
+ */
+export const FILE_RANGE = Symbol('fileRange');
+export interface FileRange {
+  fd: number;
+  start: number;
+  /** The file's size when opened; reading goes on to the end of the file as it is then. */
+  size: number;
+}
+
 export type EntryType = 'file' | 'dir' | 'link' | 'other';
 
 export interface FileInfo {
@@ -48,18 +61,32 @@ export interface Upload {
   abort(keepPartial: boolean): Promise<void>;
 }
 
+/**
+ * A directory open for listing, read once as it is iterated (in bounded memory, whatever its size). Sorted by name
+ * up to storage.listingSortMaxEntries entries, in directory order beyond. Without upload temporaries.
+ */
+export interface Listing extends AsyncIterable<FileInfo> {
+  /** The names alone, without looking at each entry (NLST): read instead of iterating the listing itself. */
+  names(): AsyncIterable<string>;
+  /** Releases the directory when it is not iterated to the end (iterating or breaking out releases it by itself). */
+  close(): Promise<void>;
+}
+
 export interface StorageSession {
   /** Settles once the home exists; rejects with FtpError 550 when it cannot be created (the login is refused). */
   readonly ready: Promise<void>;
   /** Normalises a client path against the current directory; throws FtpError 553 for NUL, over-long names/paths. */
   resolve(cwd: string, clientPath: string): string;
   stat(path: string): Promise<FileInfo>;
-  /** Directory entries, without upload temporaries. */
+  /** Opens a directory for listing; a missing path, a file or a path outside the home is refused here (550). */
+  openListing(path: string): Promise<Listing>;
+  /** Every entry of a directory at once, sorted by name, without upload temporaries: for small directories only. */
   list(path: string): Promise<FileInfo[]>;
   mkdir(path: string): Promise<void>;
   rmdir(path: string): Promise<void>;
   unlink(path: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
+  /** Refused with 501 (and the time left as it was) when the file system cannot store `mtime`. */
   setMtime(path: string, mtime: Date): Promise<void>;
   /** Readable of the file from `offset`, reading `chunkBytes` at a time. */
   openRead(path: string, offset: number, chunkBytes: number): Promise<Readable>;

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { readSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { FtpError } from '../errors.js';
 
@@ -18,6 +20,13 @@ export interface DigestJob {
   /** Abandons the job; resolves once the worker no longer touches the descriptor. */
   drop(): Promise<void>;
 }
+
+/**
+ * A file of at most this many bytes is read back and hashed on the calling thread when its digest is asked for: it
+ * takes about 20 µs, where a round trip to the worker costs the event loop ten times that (two messages, their
+ * events and promises) and the worker as much again. Larger files go to the worker as they grow.
+ */
+export const INLINE_DIGEST_MAX_BYTES = 64 * 1024;
 
 type Request = { kind: 'extend'; id: number; fd: number; end: number } | { kind: 'digest'; id: number } | { kind: 'drop'; id: number };
 type Response = { id: number; digest: string } | { id: number; dropped: true } | { id: number; error: string; code?: string };
@@ -121,6 +130,22 @@ class DigestWorker {
   }
 }
 
+/** The SHA-256 of bytes [0, end) of `fd`, read back on this thread (small files only: see INLINE_DIGEST_MAX_BYTES). */
+function hashInline(fd: number, end: number): string {
+  const hash = createHash('sha256');
+  if (end > 0) {
+    const buffer = Buffer.allocUnsafe(end);
+    let at = 0;
+    while (at < end) {
+      const n = readSync(fd, buffer, at, end - at, at);
+      if (n === 0) throw Object.assign(new Error('file shorter than written'), { code: 'ESHORT' });
+      at += n;
+    }
+    hash.update(buffer);
+  }
+  return hash.digest('hex');
+}
+
 export class DigestPool {
   readonly #workers: DigestWorker[];
   readonly #batchBytes: number;
@@ -141,9 +166,14 @@ export class DigestPool {
     let end = 0;
     let sent = 0;
     let settled: Promise<unknown> | null = null;
+    /** Set once an extend went to the worker: from then on the job is the worker's. */
+    let onWorker = false;
     // One message per `batchBytes` written, not per write: a message costs about as much as hashing 4 KiB.
     const send = () => {
-      if (end > sent) worker.send({ kind: 'extend', id, fd, end });
+      if (end > sent) {
+        worker.send({ kind: 'extend', id, fd, end });
+        onWorker = true;
+      }
       sent = end;
     };
     const batchBytes = this.#batchBytes;
@@ -155,6 +185,10 @@ export class DigestPool {
       },
       async digest() {
         if (settled !== null) throw new Error('digest job already finished');
+        if (!onWorker && end <= INLINE_DIGEST_MAX_BYTES) {
+          settled = Promise.resolve();
+          return hashInline(fd, end);
+        }
         send();
         const reply = worker.request({ kind: 'digest', id });
         settled = reply;
@@ -166,6 +200,11 @@ export class DigestPool {
       async drop() {
         if (settled !== null) {
           await settled.catch(() => undefined);
+          return;
+        }
+        // The worker never saw this job: nothing to let go of.
+        if (!onWorker) {
+          settled = Promise.resolve();
           return;
         }
         settled = worker.request({ kind: 'drop', id });

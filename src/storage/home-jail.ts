@@ -1,103 +1,229 @@
-import { lstat, mkdir, realpath } from 'node:fs/promises';
-import { dirname, join, sep } from 'node:path';
+import { constants } from 'node:fs';
+import { mkdir, open, readlink, realpath, type FileHandle } from 'node:fs/promises';
 import type { Logger } from '../log/logger.js';
 import { FtpError, fsErrorToFtp } from '../errors.js';
-import { virtualBaseName, virtualParent } from './virtual-path.js';
 
-/**
- * Maps virtual paths to real paths under the home directory and refuses any that a symlink leads out of it: the
- * deepest existing ancestor is realpath'ed and must lie inside the realpath'ed home.
+/*
+ * Home confinement that holds while the tree changes under it.
  *
- * The check and the later operation are separate system calls, so someone with shell access to the home could swap
- * a directory for a symlink in between; FTP clients cannot create symlinks, and opens of the final component add
- * O_NOFOLLOW where they can.
+ * The threat: someone other than the FTP client (a local account, another service sharing the files, a sync tool)
+ * swaps a directory in the home for a symlink to a directory outside it, in a loop, while FTP commands run. A check
+ * of the path by name followed by an operation by name is a race the swapper wins now and then: the kernel follows
+ * whatever is there at the moment of the open or rename. vsftpd, ProFTPD and Pure-FTPd avoid it with chroot, Go
+ * servers with os.Root (openat with no-follow). Node has neither chroot nor openat, so this module gets the same
+ * guarantee from descriptors: every operation acts on an inode that was verified to be inside the home, never on a
+ * name resolved a second time.
+ *
+ * - Verify what was opened. A path is opened first (symlinks followed, so links that stay inside the home keep
+ *   working), then the kernel is asked where the descriptor really is: readlink("/proc/self/fd/N") is the path of
+ *   the opened inode itself, not of the name we passed. Outside the home, the descriptor is closed and the command
+ *   refused with 550 before a byte moves. Files are opened O_PATH (no read, no side effect of opening a device or a
+ *   FIFO), verified and type-checked, and only then reopened for reading through their /proc/self/fd link, which
+ *   yields exactly the verified inode.
+ * - Act relative to a verified directory. "/proc/self/fd/N/name" resolves N through its magic link to the very
+ *   directory the descriptor holds and then looks up `name` in it: openat(N, name), the missing call. Creating the
+ *   upload temporary (O_CREAT|O_EXCL|O_NOFOLLOW), the commit rename, unlink, mkdir, rmdir, rename and the per-entry
+ *   lstat of a listing all go through the verified directory's descriptor, so a symlink swapped in for the directory
+ *   after the check is never followed: the operation lands in the directory that was checked.
+ * - Verify again around mutations. The one change a descriptor does not defeat is the verified directory itself
+ *   being moved (renamed) out of the home, which needs write access both inside the home and at the destination.
+ *   Mutations re-read the directory's real path right after they act; if it left the home, a created directory or
+ *   committed upload is removed again, and the event is refused and audited. Unlink, rmdir and rename cannot be
+ *   undone in that case: it is reported.
+ *
+ * The window that remains: between the last verification and the system call, a *directory move* (not a symlink
+ * swap) of a verified directory to outside the home lets that one call act in the moved directory: on files that
+ * were inside the home an instant earlier, and the post-check reports it. Reads cannot leak: a descriptor verified
+ * inside the home before the first byte is read holds an inode that was inside the home. Hard links are content:
+ * a file hard-linked into the home is inside it. A race the server detects is refused with 550 ("Path outside home
+ * directory") and recorded as the audit event `confinement_violation` with the virtual path only.
+ *
+ * This needs Linux's /proc/self/fd (checked when a home is opened; the home is then refused if it is missing).
  */
-export class HomeJail {
-  readonly #home: Promise<string>;
-  readonly #log: Logger | undefined;
 
-  constructor(home: string, log: Logger | undefined) {
+/** Linux open(2) O_PATH: a descriptor that names an inode without opening it for I/O. Node does not export it. */
+export const O_PATH = 0o10000000;
+const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = constants;
+const SLASH = 0x2f;
+
+/** What a caught escape reports: the virtual path and the operation, never a real path. */
+export interface ConfinementViolation {
+  path: string;
+  op: string;
+  reason: 'outside_home' | 'moved_outside_home' | 'changed_during_operation';
+}
+
+/** "/proc/self/fd/N": the inode a descriptor holds, usable as a path. */
+export function fdPath(fd: number): string {
+  return `/proc/self/fd/${fd}`;
+}
+
+/** A directory opened by the jail and verified inside the home. Names under it are resolved in it, never again by path. */
+export class VerifiedDir {
+  readonly #jail: HomeJail;
+  readonly #handle: FileHandle;
+  /** Real path when opened (inside the home). */
+  readonly real: string;
+  /** Virtual path it was opened as, for refusals and audit events. */
+  readonly vpath: string;
+  #closed = false;
+
+  constructor(jail: HomeJail, handle: FileHandle, real: string, vpath: string) {
+    this.#jail = jail;
+    this.#handle = handle;
+    this.real = real;
+    this.vpath = vpath;
+  }
+
+  get fd(): number {
+    return this.#handle.fd;
+  }
+
+  /** Path of `name` inside this very directory (openat semantics). `name` is one segment. */
+  at(name: string): string {
+    return `${fdPath(this.#handle.fd)}/${name}`;
+  }
+
+  /** Throws (550, audited) when the directory has been moved out of the home since it was opened. */
+  async recheck(op: string, vpath = this.vpath): Promise<void> {
+    await this.#jail.verify(this.#handle.fd, vpath, op, 'moved_outside_home');
+  }
+
+  /** fsync of the directory: makes a rename in it durable. */
+  sync(): Promise<void> {
+    return this.#handle.sync();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#handle.close().catch(() => undefined);
+  }
+}
+
+/** Maps virtual paths to descriptors verified to lie inside the home (see the comment at the top of this file). */
+export class HomeJail {
+  readonly #home: Promise<{ path: string; bytes: Buffer }>;
+  readonly #log: Logger | undefined;
+  readonly #onViolation: ((v: ConfinementViolation) => void) | undefined;
+
+  constructor(home: string, log: Logger | undefined, onViolation?: (v: ConfinementViolation) => void) {
     this.#log = log;
-    this.#home = mkdir(home, { recursive: true }).then(() => realpath(home));
+    this.#onViolation = onViolation;
+    this.#home = openHome(home);
     // Failures surface on the first operation (and through `ready`); never as an unhandled rejection.
     this.#home.catch(() => undefined);
   }
 
   /** The realpath'ed home, once it exists. */
   get ready(): Promise<string> {
-    return this.#home.catch((err: unknown) => {
-      throw new FtpError(550, 'Home directory not available', { reason: 'home_unavailable', cause: err });
-    });
-  }
-
-  /** Real path of `vpath` with every symlink followed; the result (or its deepest existing ancestor) is inside home. */
-  async follow(vpath: string): Promise<string> {
-    const home = await this.ready;
-    if (vpath === '/') return home;
-    const real = await deepestReal(home + vpath);
-    this.#check(home, real, vpath);
-    return real;
+    return this.#home.then(
+      (h) => h.path,
+      (err: unknown) => {
+        this.#log?.error({ err, reason: 'home_unavailable' }, 'home directory not available');
+        throw new FtpError(550, 'Home directory not available', { reason: 'home_unavailable', cause: err });
+      },
+    );
   }
 
   /**
-   * Real path of the entry `vpath` itself, without following it when it is a symlink (unlink, rename, rmdir and
-   * mkdir act on the link, which is harmless); its parent is followed and checked.
+   * An O_PATH descriptor of what `vpath` names, symlinks followed, verified inside the home. Refused with 550 (and
+   * audited) when it is not. Closing it is the caller's job.
    */
-  async entry(vpath: string): Promise<string> {
-    const parent = await this.follow(virtualParent(vpath));
-    return vpath === '/' ? parent : join(parent, virtualBaseName(vpath));
+  async openPath(vpath: string, op: string): Promise<FileHandle> {
+    const home = await this.ready;
+    const handle = await open(join(home, vpath), O_PATH);
+    return this.#verified(handle, vpath, op);
   }
 
-  /** True when the real path is the home or below it. */
-  async contains(real: string): Promise<boolean> {
-    return inside(await this.ready, real);
+  /** The directory `vpath` names, symlinks followed, verified inside the home. */
+  async openDir(vpath: string, op: string): Promise<VerifiedDir> {
+    const home = await this.ready;
+    const handle = await open(join(home, vpath), O_RDONLY | O_DIRECTORY);
+    return this.#dir(handle, vpath, op);
   }
 
-  #check(home: string, real: string, vpath: string): void {
-    if (inside(home, real)) return;
-    this.#log?.warn({ path: vpath, reason: 'path_outside_home' }, 'path outside home refused');
+  /** The directory `name` inside `parent`, not followed when it is a symlink (RMD's inspection of what it removes). */
+  async openChildDir(parent: VerifiedDir, name: string, vpath: string, op: string): Promise<VerifiedDir> {
+    const handle = await open(parent.at(name), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    return this.#dir(handle, vpath, op);
+  }
+
+  /** A directory given by a real path found through a verified descriptor (where a symlink inside the home leads). */
+  async openRealDir(real: string, vpath: string, op: string): Promise<VerifiedDir> {
+    const handle = await open(real, O_RDONLY | O_DIRECTORY);
+    return this.#dir(handle, vpath, op);
+  }
+
+  /** Real path of the descriptor when it lies inside the home, else null (listings show such links unresolved). */
+  async realInside(fd: number): Promise<string | null> {
+    const { bytes } = await this.#home;
+    const real = await readlink(fdPath(fd), { encoding: 'buffer' });
+    return isInside(bytes, real) ? real.toString('utf8') : null;
+  }
+
+  /** Real path of the descriptor, which must lie inside the home: else 550 and a `confinement_violation`. */
+  async verify(fd: number, vpath: string, op: string, reason: ConfinementViolation['reason'] = 'outside_home'): Promise<string> {
+    const real = await this.realInside(fd);
+    if (real !== null) return real;
+    this.violation({ path: vpath, op, reason });
+  }
+
+  /** Logs and reports a caught escape, then refuses the command. */
+  violation(v: ConfinementViolation): never {
+    this.#log?.warn({ path: v.path, op: v.op, reason: 'path_outside_home', violation: v.reason }, 'path outside home refused');
+    this.#onViolation?.(v);
     throw new FtpError(550, 'Path outside home directory', { reason: 'path_outside_home' });
   }
-}
 
-function inside(home: string, real: string): boolean {
-  return home === sep || real === home || real.startsWith(home + sep);
-}
-
-/**
- * realpath of `path` when it exists, otherwise realpath of its deepest existing ancestor joined with the missing
- * rest. A dangling symlink on the way is refused: writing through it would create its target, wherever that is.
- */
-async function deepestReal(path: string): Promise<string> {
-  const missing: string[] = [];
-  let current = path;
-  // Bounded by the number of segments: each round moves one level up.
-  for (;;) {
+  async #verified(handle: FileHandle, vpath: string, op: string): Promise<FileHandle> {
     try {
-      const real = await realpath(current);
-      return missing.length === 0 ? real : join(real, ...missing.reverse());
+      await this.verify(handle.fd, vpath, op);
+      return handle;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw toStorageError(err);
+      await handle.close().catch(() => undefined);
+      throw err;
     }
-    if (await isSymlink(current)) throw new FtpError(550, 'File not found', { reason: 'broken_link' });
-    const parent = dirname(current);
-    if (parent === current) throw new FtpError(550, 'File not found', { reason: 'not_found' });
-    missing.push(current.slice(parent.length + (parent.endsWith(sep) ? 0 : 1)));
-    current = parent;
+  }
+
+  async #dir(handle: FileHandle, vpath: string, op: string): Promise<VerifiedDir> {
+    try {
+      return new VerifiedDir(this, handle, await this.verify(handle.fd, vpath, op), vpath);
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      throw err;
+    }
   }
 }
 
-async function isSymlink(path: string): Promise<boolean> {
+/** Creates the home (mkdir -p) and learns its real path as /proc reports descriptors, which verification compares to. */
+async function openHome(home: string): Promise<{ path: string; bytes: Buffer }> {
+  await mkdir(home, { recursive: true });
+  const path = await realpath(home);
+  const handle = await open(path, O_RDONLY | O_DIRECTORY);
   try {
-    return (await lstat(path)).isSymbolicLink();
-  } catch {
-    return false;
+    const bytes = await readlink(fdPath(handle.fd), { encoding: 'buffer' });
+    if (bytes.toString('utf8') !== path) throw new Error(`${fdPath(handle.fd)} does not name the home: confinement needs Linux /proc`);
+    return { path, bytes };
+  } finally {
+    await handle.close();
   }
+}
+
+/** Real path of a virtual path by name (the jail opens it; nothing trusts this string alone). */
+function join(home: string, vpath: string): string {
+  return vpath === '/' ? home : home === '/' ? vpath : home + vpath;
+}
+
+function isInside(home: Buffer, real: Buffer): boolean {
+  if (home.length === 1 && home[0] === SLASH) return real[0] === SLASH;
+  if (real.length < home.length || !real.subarray(0, home.length).equals(home)) return false;
+  return real.length === home.length || real[home.length] === SLASH;
 }
 
 /**
  * fsErrorToFtp plus what only the storage layer meets: ELOOP, from a symlink loop or from O_NOFOLLOW meeting a
- * symlink swapped in after the check, is refused like any other path that cannot be used.
+ * symlink where a file or directory was expected, is refused like any other path that cannot be used.
  */
 export function toStorageError(err: unknown, what?: string): FtpError {
   if (err instanceof FtpError) return err;

@@ -1,16 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
-import { lstat, mkdir, open, readdir, realpath, rename, rmdir, stat, statfs, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, rmdir, statfs, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from '../log/logger.js';
 import { FtpError } from '../errors.js';
-import type { FileInfo, StorageSession, Upload, UploadMode } from './backend.js';
-import { HomeJail, toStorageError } from './home-jail.js';
+import { FILE_RANGE, type FileInfo, type FileRange, type Listing, type StorageSession, type Upload, type UploadMode } from './backend.js';
+import { fdPath, HomeJail, O_PATH, toStorageError, type ConfinementViolation, type VerifiedDir } from './home-jail.js';
 import type { DigestPool } from './digest-pool.js';
-import { INVALID_REST, openLocalUpload } from './local-upload.js';
-import { isUploadArtifact, PARTIAL_PREFIX } from './upload-names.js';
-import { nameProblem, resolveVirtualPath, virtualBaseName, type PathLimits } from './virtual-path.js';
+import { LocalListing, toInfo } from './local-listing.js';
+import { INVALID_REST, openLocalUpload, type UploadTarget } from './local-upload.js';
+import { PARTIAL_PREFIX } from './upload-names.js';
+import { nameProblem, resolveVirtualPath, virtualBaseName, virtualParent, type PathLimits } from './virtual-path.js';
 
 export interface LocalStorageOptions {
   /** Real home directory; created (mkdir -p) when missing. */
@@ -21,9 +22,13 @@ export interface LocalStorageOptions {
   atomicUploads: boolean;
   /** storage.fsyncOnCommit: an upload is on stable storage before commit reports it stored. Default true. */
   fsyncOnCommit?: boolean;
+  /** storage.listingSortMaxEntries: directories up to this many entries are listed sorted by name. */
+  listingSortMaxEntries?: number;
   /** Where SHA-256 digests are computed (uploads and HASH), off the event loop. */
   digests: DigestPool;
   log?: Logger;
+  /** Every caught escape from the home (see home-jail.ts), for the audit trail. */
+  onViolation?: (v: ConfinementViolation) => void;
 }
 
 export interface LocalStorageSession extends StorageSession {
@@ -31,14 +36,17 @@ export interface LocalStorageSession extends StorageSession {
   readonly ready: Promise<void>;
 }
 
-/** lstat calls a listing keeps in flight: enough to hide latency, few enough to leave the thread pool to transfers. */
-const LIST_STAT_BATCH = 32;
+/** The schema's default for storage.listingSortMaxEntries. */
+const DEFAULT_SORT_MAX_ENTRIES = 10_000;
 /** One TLS record's worth: the smallest read buffer worth allocating. */
 const MIN_READ_BUFFER_BYTES = 16 * 1024;
 /** STOU tries `hint`, `hint.1` … before falling back to a random suffix. */
 const UNIQUE_NUMBERED_TRIES = 100;
+/** A stored time may differ this much from the one set (FAT keeps even seconds) and still count as stored. */
+const MTIME_TOLERANCE_MS = 2_000;
 
-const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+// Reopening a verified descriptor through /proc/self/fd/N: no O_NOFOLLOW, that path is the (magic) link to it.
+const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
 
 export function createLocalStorage(opts: LocalStorageOptions): LocalStorageSession {
   return new LocalStorage(opts);
@@ -49,16 +57,18 @@ class LocalStorage implements LocalStorageSession {
   readonly #limits: PathLimits;
   readonly #atomic: boolean;
   readonly #fsync: boolean;
+  readonly #sortMax: number;
   readonly #digests: DigestPool;
   readonly #log: Logger | undefined;
   readonly ready: Promise<void>;
 
   constructor(opts: LocalStorageOptions) {
     this.#log = opts.log;
-    this.#jail = new HomeJail(opts.home, opts.log);
+    this.#jail = new HomeJail(opts.home, opts.log, opts.onViolation);
     this.#limits = { maxPathBytes: opts.maxPathBytes, maxNameBytes: opts.maxNameBytes };
     this.#atomic = opts.atomicUploads;
     this.#fsync = opts.fsyncOnCommit ?? true;
+    this.#sortMax = opts.listingSortMaxEntries ?? DEFAULT_SORT_MAX_ENTRIES;
     this.#digests = opts.digests;
     this.ready = this.#jail.ready.then(() => undefined);
     this.ready.catch(() => undefined);
@@ -69,154 +79,150 @@ class LocalStorage implements LocalStorageSession {
   }
 
   async stat(path: string): Promise<FileInfo> {
+    let handle: FileHandle | undefined;
     try {
-      const real = await this.#jail.follow(path);
-      return toInfo(virtualBaseName(path), await stat(real));
+      handle = await this.#jail.openPath(path, 'stat');
+      return toInfo(virtualBaseName(path), await handle.stat());
     } catch (err) {
       throw toStorageError(err);
+    } finally {
+      await handle?.close().catch(() => undefined);
+    }
+  }
+
+  async openListing(path: string): Promise<Listing> {
+    try {
+      const dir = await this.#jail.openDir(path, 'list');
+      return new LocalListing(this.#jail, dir, { sortMaxEntries: this.#sortMax, maxNameBytes: this.#limits.maxNameBytes, log: this.#log });
+    } catch (err) {
+      throw toStorageError(err, 'Directory');
     }
   }
 
   async list(path: string): Promise<FileInfo[]> {
-    let dir: string;
-    let raw: Buffer[];
-    try {
-      dir = await this.#jail.follow(path);
-      raw = await readdir(dir, { encoding: 'buffer' });
-    } catch (err) {
-      throw toStorageError(err, 'Directory');
-    }
-    const names: string[] = [];
-    let skipped = 0;
-    const decoder = new TextDecoder('utf-8', { fatal: true });
-    for (const bytes of raw) {
-      let name: string;
-      try {
-        name = decoder.decode(bytes);
-      } catch {
-        skipped++;
-        continue;
-      }
-      if (isUploadArtifact(name)) continue;
-      // A name the client could not address again (CR/LF, backslash, over-long) is left out of the listing.
-      if (nameProblem(name, this.#limits.maxNameBytes) !== null) {
-        skipped++;
-        continue;
-      }
-      names.push(name);
-    }
-    if (skipped > 0) this.#log?.warn({ path, skipped, reason: 'unlistable_name' }, 'listing skipped names clients cannot use');
     const infos: FileInfo[] = [];
-    for (let i = 0; i < names.length; i += LIST_STAT_BATCH) {
-      const batch = await Promise.all(names.slice(i, i + LIST_STAT_BATCH).map((n) => this.#entryInfo(dir, n)));
-      for (const info of batch) if (info !== null) infos.push(info);
-    }
+    for await (const info of await this.openListing(path)) infos.push(info);
     return infos.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  }
-
-  /** One listing entry; a symlink shows its target when the target is inside the home, else stays a 'link'. */
-  async #entryInfo(dir: string, name: string): Promise<FileInfo | null> {
-    const real = join(dir, name);
-    let st: Stats;
-    try {
-      st = await lstat(real);
-    } catch {
-      return null; // removed since readdir
-    }
-    if (!st.isSymbolicLink()) return toInfo(name, st);
-    try {
-      const target = await realpath(real);
-      if (await this.#jail.contains(target)) return toInfo(name, await stat(target));
-    } catch {
-      // broken link: listed as a link
-    }
-    return toInfo(name, st);
   }
 
   async mkdir(path: string): Promise<void> {
     if (path === '/') throw new FtpError(550, 'Directory already exists', { reason: 'exists' });
-    try {
-      await mkdir(await this.#jail.entry(path));
-    } catch (err) {
-      throw toStorageError(err, 'Directory');
-    }
+    await this.#inParent(path, 'mkdir', 'Directory', async (dir, name) => {
+      await mkdir(dir.at(name));
+      try {
+        await dir.recheck('mkdir', path);
+      } catch (err) {
+        // Created in a directory moved out of the home meanwhile: taken back.
+        await rmdir(dir.at(name)).catch(() => undefined);
+        throw err;
+      }
+    });
   }
 
   async rmdir(path: string): Promise<void> {
     if (path === '/') throw new FtpError(550, 'Cannot remove the home directory', { reason: 'home_dir' });
-    try {
-      const real = await this.#jail.entry(path);
+    await this.#inParent(path, 'rmdir', 'Directory', async (dir, name) => {
       try {
-        await rmdir(real);
+        await rmdir(dir.at(name));
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' || !(await this.#removeKeptPartials(real))) throw err;
-        await rmdir(real);
+        if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' || !(await this.#removeKeptPartials(dir, name, path))) throw err;
+        await rmdir(dir.at(name));
       }
-    } catch (err) {
-      throw toStorageError(err, 'Directory');
-    }
+      await dir.recheck('rmdir', path);
+    });
   }
 
   /**
    * A directory that looks empty to the client may still hold kept partials (hidden); RMD removes them. Upload
    * temporaries of transfers still running keep the directory, so those fail with "not empty".
    */
-  async #removeKeptPartials(dir: string): Promise<boolean> {
-    const entries = await readdir(dir);
-    if (!entries.every((n) => n.startsWith(PARTIAL_PREFIX))) return false;
-    await Promise.all(entries.map((n) => unlink(join(dir, n))));
-    return true;
+  async #removeKeptPartials(parent: VerifiedDir, name: string, path: string): Promise<boolean> {
+    const dir = await this.#jail.openChildDir(parent, name, path, 'rmdir');
+    try {
+      const entries = await readdir(fdPath(dir.fd));
+      if (!entries.every((n) => n.startsWith(PARTIAL_PREFIX))) return false;
+      await Promise.all(entries.map((n) => unlink(dir.at(n))));
+      return true;
+    } finally {
+      await dir.close();
+    }
   }
 
   async unlink(path: string): Promise<void> {
     if (path === '/') throw new FtpError(550, 'Cannot remove the home directory', { reason: 'home_dir' });
-    try {
-      const real = await this.#jail.entry(path);
-      if ((await lstat(real)).isDirectory()) throw new FtpError(550, 'Is a directory', { reason: 'is_dir' });
-      await unlink(real);
-    } catch (err) {
-      throw toStorageError(err);
-    }
+    await this.#inParent(path, 'delete', 'File', async (dir, name) => {
+      if ((await lstat(dir.at(name))).isDirectory()) throw new FtpError(550, 'Is a directory', { reason: 'is_dir' });
+      await unlink(dir.at(name));
+      await dir.recheck('delete', path);
+    });
   }
 
   async rename(from: string, to: string): Promise<void> {
     if (from === '/' || to === '/') throw new FtpError(550, 'Cannot rename the home directory', { reason: 'home_dir' });
+    let src: VerifiedDir | undefined;
+    let dst: VerifiedDir | undefined;
     try {
-      const realFrom = await this.#jail.entry(from);
-      const realTo = await this.#jail.entry(to);
-      const st = await lstat(realFrom);
+      src = await this.#jail.openDir(virtualParent(from), 'rename');
+      dst = await this.#jail.openDir(virtualParent(to), 'rename');
+      const a = virtualBaseName(from);
+      const b = virtualBaseName(to);
+      const st = await lstat(src.at(a));
+      const realFrom = join(src.real, a);
+      const realTo = join(dst.real, b);
       if (st.isDirectory() && (realTo === realFrom || realTo.startsWith(realFrom + sep))) {
         throw new FtpError(550, 'Cannot move a directory into itself', { reason: 'rename_into_itself' });
       }
       // The target's parent must exist: rename fails with ENOENT (550) otherwise, nothing is created on the way.
-      await rename(realFrom, realTo);
+      await rename(src.at(a), dst.at(b));
+      try {
+        await src.recheck('rename', from);
+        await dst.recheck('rename', to);
+      } catch (err) {
+        await rename(dst.at(b), src.at(a)).catch(() => undefined);
+        throw err;
+      }
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EXDEV') throw new FtpError(550, 'Cannot rename across file systems', { reason: 'cross_device', cause: err });
       if (code === 'EINVAL') throw new FtpError(550, 'Cannot move a directory into itself', { reason: 'rename_into_itself', cause: err });
       throw toStorageError(err);
+    } finally {
+      await src?.close();
+      await dst?.close();
     }
   }
 
   async setMtime(path: string, mtime: Date): Promise<void> {
+    let handle: FileHandle | undefined;
     try {
-      const real = await this.#jail.follow(path);
-      await utimes(real, (await stat(real)).atime, mtime);
+      handle = await this.#jail.openPath(path, 'set_mtime');
+      const before = await handle.stat();
+      // utimes through /proc/self/fd/N acts on the verified inode itself (an O_PATH descriptor allows no futimes).
+      await utimes(fdPath(handle.fd), before.atime, mtime);
+      const stored = (await handle.stat()).mtime;
+      if (Math.abs(stored.getTime() - mtime.getTime()) >= MTIME_TOLERANCE_MS) {
+        // ext4 stores 1901-2446 and clamps the rest: say so rather than report a time that is not there.
+        await utimes(fdPath(handle.fd), before.atime, before.mtime).catch(() => undefined);
+        throw new FtpError(501, 'Time not representable by the file system', { reason: 'mtime_out_of_range' });
+      }
     } catch (err) {
       throw toStorageError(err);
+    } finally {
+      await handle?.close().catch(() => undefined);
     }
   }
 
   async openRead(path: string, offset: number, chunkBytes: number): Promise<Readable> {
-    const file = await this.#openRegular(path);
+    const file = await this.#openRegular(path, 'download');
     try {
       const { size } = await file.stat();
       // As ProFTPD: REST beyond the end is refused with 554, REST at the end sends zero bytes.
       if (!Number.isSafeInteger(offset) || offset < 0 || offset > size) throw new FtpError(554, INVALID_REST, { reason: 'invalid_rest' });
-      // Each read allocates a buffer of highWaterMark bytes: a 1 MiB buffer for a 4 KiB file costs more CPU than the
+      // createReadStream allocates a fresh buffer of highWaterMark bytes: a 1 MiB buffer for a 4 KiB file costs more CPU than the
       // whole transfer (measured: 6.7 ms against 2.8 ms per small file), so small files get a buffer their size.
       const highWaterMark = Math.max(MIN_READ_BUFFER_BYTES, Math.min(chunkBytes, size - offset + 1));
-      return file.createReadStream({ start: offset, highWaterMark, autoClose: true });
+      const range: FileRange = { fd: file.fd, start: offset, size };
+      return Object.assign(file.createReadStream({ start: offset, highWaterMark, autoClose: true }), { [FILE_RANGE]: range });
     } catch (err) {
       await file.close().catch(() => undefined);
       throw toStorageError(err);
@@ -225,43 +231,76 @@ class LocalStorage implements LocalStorageSession {
 
   async openUpload(path: string, mode: UploadMode, chunkBytes: number): Promise<Upload> {
     if (path === '/') throw new FtpError(550, 'Is a directory', { reason: 'is_dir' });
+    let dir: VerifiedDir | undefined;
     try {
-      const real = await this.#jail.follow(path);
-      const dir = dirname(real);
-      let existing: Stats | null = null;
-      try {
-        existing = await stat(real);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        if (!(await stat(dir)).isDirectory()) throw new FtpError(550, 'Not a directory', { reason: 'not_dir' });
-      }
-      if (existing?.isDirectory()) throw new FtpError(550, 'Is a directory', { reason: 'is_dir' });
-      if (existing !== null && !existing.isFile()) throw new FtpError(550, 'Not a regular file', { reason: 'not_file' });
-      return await openLocalUpload(
-        { dir, name: basename(real), existing },
-        mode,
-        { atomic: this.#atomic, fsync: this.#fsync, chunkBytes, digests: this.#digests, log: this.#log },
-      );
+      dir = await this.#jail.openDir(virtualParent(path), 'upload');
+      const target = await this.#uploadTarget(dir, virtualBaseName(path), path);
+      if (target.dir !== dir) await dir.close();
+      // From here the upload owns target.dir (and closes it when it fails to open).
+      return await openLocalUpload(target, mode, { atomic: this.#atomic, fsync: this.#fsync, chunkBytes, digests: this.#digests, log: this.#log });
     } catch (err) {
+      await dir?.close();
       throw toStorageError(err);
     }
   }
 
-  async uniqueName(dir: string, hint: string): Promise<string> {
-    let real: string;
+  /**
+   * Where an upload to `name` in `dir` lands. A symlink there is written through, as before: the upload replaces
+   * the file it leads to, which must be inside the home; its directory is opened and verified in turn, and must
+   * still hold that very file.
+   */
+  async #uploadTarget(dir: VerifiedDir, name: string, vpath: string): Promise<UploadTarget> {
+    let st: Stats | null = null;
     try {
-      real = await this.#jail.follow(dir);
-      if (!(await stat(real)).isDirectory()) throw new FtpError(550, 'Not a directory', { reason: 'not_dir' });
+      st = await lstat(dir.at(name));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (st === null) return { dir, name, vpath, existing: null };
+    if (!st.isSymbolicLink()) return { dir, name, vpath, existing: regularTarget(st) };
+    let link: FileHandle;
+    try {
+      link = await open(dir.at(name), O_PATH);
+    } catch (err) {
+      // Writing through a dangling link would create its target, wherever that is.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new FtpError(550, 'File not found', { reason: 'broken_link', cause: err });
+      throw err;
+    }
+    try {
+      const real = await this.#jail.verify(link.fd, vpath, 'upload');
+      const existing = regularTarget(await link.stat());
+      const targetDir = await this.#jail.openRealDir(dirname(real), vpath, 'upload');
+      try {
+        const now = await lstat(targetDir.at(basename(real)));
+        if (now.dev !== existing.dev || now.ino !== existing.ino) this.#jail.violation({ path: vpath, op: 'upload', reason: 'changed_during_operation' });
+      } catch (err) {
+        await targetDir.close();
+        throw err;
+      }
+      return { dir: targetDir, name: basename(real), vpath, existing };
+    } finally {
+      await link.close().catch(() => undefined);
+    }
+  }
+
+  async uniqueName(dir: string, hint: string): Promise<string> {
+    let real: VerifiedDir;
+    try {
+      real = await this.#jail.openDir(dir, 'unique_name');
     } catch (err) {
       throw toStorageError(err, 'Directory');
     }
-    const base = this.#uniqueBase(hint);
-    for (let i = 0; i <= UNIQUE_NUMBERED_TRIES; i++) {
-      const candidate = i === 0 ? base : `${base}.${i}`;
-      if (Buffer.byteLength(candidate) > this.#limits.maxNameBytes) break;
-      if (!(await exists(join(real, candidate)))) return candidate;
+    try {
+      const base = this.#uniqueBase(hint);
+      for (let i = 0; i <= UNIQUE_NUMBERED_TRIES; i++) {
+        const candidate = i === 0 ? base : `${base}.${i}`;
+        if (Buffer.byteLength(candidate) > this.#limits.maxNameBytes) break;
+        if (!(await exists(real.at(candidate)))) return candidate;
+      }
+      return `ftpsd-${randomBytes(8).toString('hex')}`;
+    } finally {
+      await real.close();
     }
-    return `ftpsd-${randomBytes(8).toString('hex')}`;
   }
 
   #uniqueBase(hint: string): string {
@@ -271,7 +310,7 @@ class LocalStorage implements LocalStorageSession {
   }
 
   async sha256(path: string): Promise<string> {
-    const file = await this.#openRegular(path);
+    const file = await this.#openRegular(path, 'hash');
     const job = this.#digests.job(file.fd);
     try {
       job.extend((await file.stat()).size);
@@ -286,33 +325,58 @@ class LocalStorage implements LocalStorageSession {
 
   /** Free space of the file system holding `path` that an unprivileged writer may use (statfs f_bavail). */
   async spaceAvailable(path: string): Promise<number> {
+    let dir: FileHandle | undefined;
     try {
-      const fs = await statfs(await this.#jail.follow(path), { bigint: true });
+      // Measured on the verified directory itself, never on a name a concurrent change could redirect.
+      dir = await this.#jail.openPath(path, 'avbl');
+      const fs = await statfs(fdPath(dir.fd), { bigint: true });
       return Number(fs.bavail * fs.bsize);
     } catch (err) {
       throw toStorageError(err, 'Directory');
+    } finally {
+      await dir?.close().catch(() => undefined);
     }
   }
 
-  /** Opens a regular file for reading; directories and devices are refused with 550 before any byte is read. */
-  async #openRegular(path: string): Promise<FileHandle> {
-    let file: FileHandle | undefined;
+  /**
+   * Opens a regular file for reading: located and verified without being opened (O_PATH), type-checked, and only
+   * then reopened for reading through its descriptor, so exactly the verified inode is read. Directories and devices
+   * are refused with 550 before any byte is read.
+   */
+  async #openRegular(path: string, op: string): Promise<FileHandle> {
+    let located: FileHandle | undefined;
     try {
-      file = await open(await this.#jail.follow(path), READ_FLAGS);
-      const st = await file.stat();
+      located = await this.#jail.openPath(path, op);
+      const st = await located.stat();
       if (st.isDirectory()) throw new FtpError(550, 'Is a directory', { reason: 'is_dir' });
       if (!st.isFile()) throw new FtpError(550, 'Not a regular file', { reason: 'not_file' });
-      return file;
+      return await open(fdPath(located.fd), READ_FLAGS);
     } catch (err) {
-      await file?.close().catch(() => undefined);
       throw toStorageError(err);
+    } finally {
+      await located?.close().catch(() => undefined);
+    }
+  }
+
+  /** Runs `step` on the verified parent directory of `path` and the entry's name, then releases the directory. */
+  async #inParent(path: string, op: string, what: string, step: (dir: VerifiedDir, name: string) => Promise<void>): Promise<void> {
+    let dir: VerifiedDir | undefined;
+    try {
+      dir = await this.#jail.openDir(virtualParent(path), op);
+      await step(dir, virtualBaseName(path));
+    } catch (err) {
+      throw toStorageError(err, what);
+    } finally {
+      await dir?.close();
     }
   }
 }
 
-function toInfo(name: string, st: Stats): FileInfo {
-  const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'link' : 'other';
-  return { name, type, size: st.size, mtime: st.mtime, mode: st.mode & 0o7777, unique: `${st.dev.toString(16)}g${st.ino.toString(16)}` };
+/** An existing upload target must be a regular file. */
+function regularTarget(st: Stats): Stats {
+  if (st.isDirectory()) throw new FtpError(550, 'Is a directory', { reason: 'is_dir' });
+  if (!st.isFile()) throw new FtpError(550, 'Not a regular file', { reason: 'not_file' });
+  return st;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -324,4 +388,3 @@ async function exists(path: string): Promise<boolean> {
     throw toStorageError(err);
   }
 }
-

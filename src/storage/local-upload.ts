@@ -1,24 +1,25 @@
 import { constants, type Stats } from 'node:fs';
 import { copyFile, lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Logger } from '../log/logger.js';
 import { FtpError } from '../errors.js';
 import type { Upload, UploadMode, UploadResult } from './backend.js';
 import type { DigestJob, DigestPool } from './digest-pool.js';
 import { HashingFileWriter } from './hashing-stream.js';
-import { toStorageError } from './home-jail.js';
+import { fdPath, toStorageError, type VerifiedDir } from './home-jail.js';
 import { partialName, uploadTempName } from './upload-names.js';
 
-const { O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_NOFOLLOW, O_NONBLOCK } = constants;
+const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
 /** New files get 0666 minus the process umask, like any Unix server. */
 const NEW_FILE_MODE = 0o666;
 
-/** Where an upload lands, with symlinks already resolved and checked by the caller. */
+/** Where an upload lands: a name in a directory the home jail opened and verified (see home-jail.ts). */
 export interface UploadTarget {
-  /** Real directory holding the target; temporaries go here so the final rename stays on one file system. */
-  dir: string;
+  /** The target's directory; temporaries go here too, so the final rename stays in one directory. */
+  dir: VerifiedDir;
   /** Real name of the target in `dir`. */
   name: string;
+  /** Virtual path of the upload, for refusals and audit events. */
+  vpath: string;
   /** The target as it is now: a regular file, or null when missing. */
   existing: Stats | null;
 }
@@ -40,75 +41,107 @@ export const INVALID_REST = 'Requested action not taken: invalid REST offset';
 
 /**
  * Opens an upload. Every error before the first byte (missing directory, bad REST offset, permissions) is thrown
- * here, so the command can refuse before it replies 150. Nothing is left behind when this throws.
+ * here, so the command can refuse before it replies 150. Nothing is left behind when this throws. The upload owns
+ * `target.dir` from here: it is closed when this throws, or when the upload is committed or aborted.
+ *
+ * Every file is created or opened by name inside the verified directory (never by a path resolved again), and the
+ * directory is checked to be still inside the home after the open and before the first byte is written.
  */
 export async function openLocalUpload(target: UploadTarget, mode: UploadMode, options: UploadOptions): Promise<Upload> {
-  const real = join(target.dir, target.name);
+  const { dir } = target;
   // REST 0 + STOR is a plain STOR.
   const effective: UploadMode = mode.kind === 'resume' && mode.offset === 0 ? { kind: 'replace' } : mode;
-  if (effective.kind === 'resume' && !(Number.isSafeInteger(effective.offset) && effective.offset > 0)) {
-    throw new FtpError(554, INVALID_REST, { reason: 'invalid_rest' });
-  }
-  const temp = options.atomic ? join(target.dir, uploadTempName(target.name)) : null;
+  const temp = options.atomic ? uploadTempName(target.name) : null;
   let file: FileHandle | undefined;
   try {
+    if (effective.kind === 'resume' && !(Number.isSafeInteger(effective.offset) && effective.offset > 0)) {
+      throw new FtpError(554, INVALID_REST, { reason: 'invalid_rest' });
+    }
+    const check = () => dir.recheck('upload', target.vpath);
     let prefix: number;
-    if (temp === null) ({ file, prefix } = await openInPlace(real, target.existing, effective));
-    else ({ file, prefix } = await openTemp(temp, target, effective));
+    if (temp === null) ({ file, prefix } = await openInPlace(target, effective, check));
+    else ({ file, prefix } = await openTemp(temp, target, effective, check));
     // A kept prefix (REST, APPE) is hashed by the worker from the file itself, like the bytes that follow.
     const digest = options.digests.job(file.fd);
     digest.extend(prefix);
-    return new LocalUpload({ file, digest, prefix, dir: target.dir, real, temp, partial: join(target.dir, partialName(target.name)), options });
+    return new LocalUpload({ file, digest, prefix, dir, name: target.name, vpath: target.vpath, temp, partial: partialName(target.name), options });
   } catch (err) {
     await file?.close().catch(() => undefined);
-    if (temp !== null) await removeQuietly(temp);
+    if (temp !== null) await removeQuietly(dir.at(temp));
+    await dir.close();
     throw toStorageError(err);
   }
 }
 
-async function openInPlace(real: string, existing: Stats | null, mode: UploadMode): Promise<{ file: FileHandle; prefix: number }> {
+/** In place (atomicUploads off): the target itself, never followed if a symlink was swapped in. */
+async function openInPlace(target: UploadTarget, mode: UploadMode, check: () => Promise<void>): Promise<{ file: FileHandle; prefix: number }> {
   // O_NONBLOCK: opening a FIFO swapped in meanwhile fails instead of blocking a thread-pool thread; no effect on files.
-  const base = O_NOFOLLOW | O_NONBLOCK;
-  switch (mode.kind) {
-    case 'replace':
-      return { file: await open(real, base | O_RDWR | O_CREAT | O_TRUNC, NEW_FILE_MODE), prefix: 0 };
-    case 'append': {
-      const file = await open(real, base | O_RDWR | O_CREAT, NEW_FILE_MODE);
-      return { file, prefix: await closingOnError(file, () => regularSize(file)) };
-    }
-    case 'resume': {
-      if (existing === null || existing.size < mode.offset) throw new FtpError(554, INVALID_REST, { reason: 'invalid_rest' });
-      const file = await open(real, base | O_RDWR);
-      return { file, prefix: await closingOnError(file, () => cutAt(file, mode.offset)) };
-    }
+  // No O_TRUNC: a replaced file is cut only once its directory has been checked again.
+  const flags = O_RDWR | O_NOFOLLOW | O_NONBLOCK | (mode.kind === 'resume' ? 0 : O_CREAT);
+  if (mode.kind === 'resume' && (target.existing === null || target.existing.size < mode.offset)) {
+    throw new FtpError(554, INVALID_REST, { reason: 'invalid_rest' });
   }
+  const file = await open(target.dir.at(target.name), flags, NEW_FILE_MODE);
+  const prefix = await closingOnError(file, async () => {
+    await check();
+    switch (mode.kind) {
+      case 'replace':
+        await regularSize(file);
+        await file.truncate(0);
+        return 0;
+      case 'append':
+        return regularSize(file);
+      case 'resume':
+        return cutAt(file, mode.offset);
+    }
+  });
+  return { file, prefix };
 }
 
-async function openTemp(temp: string, target: UploadTarget, mode: UploadMode): Promise<{ file: FileHandle; prefix: number }> {
-  const existing = target.existing;
-  const stored = join(target.dir, target.name);
+async function openTemp(temp: string, target: UploadTarget, mode: UploadMode, check: () => Promise<void>): Promise<{ file: FileHandle; prefix: number }> {
+  const { dir, existing } = target;
+  const create = async (): Promise<FileHandle> => {
+    const file = await open(dir.at(temp), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, NEW_FILE_MODE);
+    await closingOnError(file, check);
+    return file;
+  };
   switch (mode.kind) {
     case 'replace': {
-      const file = await open(temp, O_RDWR | O_CREAT | O_EXCL, NEW_FILE_MODE);
+      const file = await create();
       // The rename replaces the inode: carry the old file's permission bits over, as an in-place write would.
       if (existing !== null) await closingOnError(file, () => file.chmod(existing.mode & 0o7777));
       return { file, prefix: 0 };
     }
     case 'append': {
       // Copy first, append to the copy: a failed APPE leaves the stored file exactly as it was.
-      if (existing === null) return { file: await open(temp, O_RDWR | O_CREAT | O_EXCL, NEW_FILE_MODE), prefix: 0 };
-      await copyFile(stored, temp, constants.COPYFILE_EXCL);
-      const file = await open(temp, O_RDWR | O_NOFOLLOW);
-      return { file, prefix: await closingOnError(file, () => regularSize(file)) };
+      const file = await create();
+      if (existing === null) return { file, prefix: 0 };
+      return { file, prefix: await closingOnError(file, async () => (await copyStored(target, file), regularSize(file))) };
     }
     case 'resume': {
-      if (!(await claimPartial(join(target.dir, partialName(target.name)), temp, mode.offset))) {
-        if (existing === null || existing.size < mode.offset) throw new FtpError(554, INVALID_REST, { reason: 'invalid_rest' });
-        await copyFile(stored, temp, constants.COPYFILE_EXCL);
+      if (await claimPartial(dir, partialName(target.name), temp, mode.offset)) {
+        const file = await open(dir.at(temp), O_RDWR | O_NOFOLLOW);
+        return { file, prefix: await closingOnError(file, async () => (await check(), cutAt(file, mode.offset))) };
       }
-      const file = await open(temp, O_RDWR | O_NOFOLLOW);
-      return { file, prefix: await closingOnError(file, () => cutAt(file, mode.offset)) };
+      if (existing === null || existing.size < mode.offset) throw new FtpError(554, INVALID_REST, { reason: 'invalid_rest' });
+      const file = await create();
+      return { file, prefix: await closingOnError(file, async () => (await copyStored(target, file), cutAt(file, mode.offset))) };
     }
+  }
+}
+
+/**
+ * Copies the stored target into the open temporary. Both are named by descriptor, so copyFile (copy_file_range,
+ * reflinks where the file system has them) reads the stored file found in the verified directory and writes the
+ * temporary created there, whatever happens to names meanwhile. It also gives the copy the stored file's mode.
+ */
+async function copyStored(target: UploadTarget, temp: FileHandle): Promise<void> {
+  const stored = await open(target.dir.at(target.name), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  try {
+    if (!(await stored.stat()).isFile()) throw new FtpError(550, 'Not a regular file', { reason: 'not_file' });
+    await copyFile(fdPath(stored.fd), fdPath(temp.fd));
+  } finally {
+    await stored.close().catch(() => undefined);
   }
 }
 
@@ -133,16 +166,16 @@ async function closingOnError<T>(file: FileHandle, step: () => Promise<T>): Prom
  * Moves the partial of an earlier aborted upload to `temp` when it holds at least `offset` bytes. The rename makes
  * the claim atomic: two sessions resuming the same name cannot both continue one partial.
  */
-async function claimPartial(partial: string, temp: string, offset: number): Promise<boolean> {
+async function claimPartial(dir: VerifiedDir, partial: string, temp: string, offset: number): Promise<boolean> {
   let st: Stats;
   try {
-    st = await lstat(partial);
+    st = await lstat(dir.at(partial));
   } catch {
     return false;
   }
   if (!st.isFile() || st.size < offset) return false;
   try {
-    await rename(partial, temp);
+    await rename(dir.at(partial), dir.at(temp));
     return true;
   } catch {
     return false;
@@ -159,10 +192,12 @@ interface LocalUploadParts {
   file: FileHandle;
   digest: DigestJob;
   prefix: number;
-  dir: string;
-  real: string;
+  dir: VerifiedDir;
+  /** Names in `dir`: the target, the temporary (null in place) and the kept partial. */
+  name: string;
   temp: string | null;
   partial: string;
+  vpath: string;
   options: UploadOptions;
 }
 
@@ -185,26 +220,37 @@ class LocalUpload implements Upload {
       throw new FtpError(451, 'Local error in processing', { reason: 'upload_incomplete' });
     }
     this.#phase = 'committing';
-    const { file, dir, temp, real, options, digest } = this.#p;
+    const { file, dir, name, temp, vpath, options, digest } = this.#p;
     let sha256: string;
     try {
       // The worker reads the file back while it is synced to disk; the descriptor is closed only after both.
       [sha256] = await Promise.all([digest.digest(), options.fsync ? file.sync() : undefined]);
       await this.#closeFile();
+      // The directory is checked right before the rename and right after it: a move of the directory out of the
+      // home in between is caught, and the file it took along is removed again.
+      await dir.recheck('upload', vpath);
       if (temp !== null) {
         // rename(2) over a directory fails with EISDIR/ENOTEMPTY: the target is refused with 550 and the temp removed.
-        await rename(temp, real);
-        if (options.fsync) await syncDirectory(dir);
+        await rename(dir.at(temp), dir.at(name));
+        try {
+          await dir.recheck('upload', vpath);
+        } catch (err) {
+          await removeQuietly(dir.at(name));
+          throw err;
+        }
+        if (options.fsync) await dir.sync();
         // A partial kept from an earlier attempt is stale now that the whole file is stored.
-        await removeQuietly(this.#p.partial);
+        await removeQuietly(dir.at(this.#p.partial));
       }
     } catch (err) {
       this.#phase = 'aborted';
       await this.#closeFile();
-      if (temp !== null) await removeQuietly(temp);
+      if (temp !== null) await removeQuietly(dir.at(temp));
+      await dir.close();
       throw toStorageError(err);
     }
     this.#phase = 'done';
+    await dir.close();
     const bytes = this.stream.bytesStored;
     return { bytes, size: this.#p.prefix + bytes, sha256 };
   }
@@ -212,26 +258,30 @@ class LocalUpload implements Upload {
   async abort(keepPartial: boolean): Promise<void> {
     if (this.#phase !== 'open') return;
     this.#phase = 'aborted';
-    const { temp, partial, options } = this.#p;
-    await destroyAndWait(this.stream);
-    let size = 0;
+    const { dir, temp, partial, options } = this.#p;
     try {
-      size = (await this.#p.file.stat()).size;
-    } catch {
-      size = 0;
-    }
-    await this.#closeFile();
-    // In place (atomicUploads off) the received bytes already are the file, as with vsftpd; nothing to move.
-    if (temp === null) return;
-    if (keepPartial && size > 0) {
+      await destroyAndWait(this.stream);
+      let size = 0;
       try {
-        await rename(temp, partial);
-        return;
-      } catch (err) {
-        options.log?.warn({ err, reason: 'partial_keep_failed' }, 'could not keep partial upload');
+        size = (await this.#p.file.stat()).size;
+      } catch {
+        size = 0;
       }
+      await this.#closeFile();
+      // In place (atomicUploads off) the received bytes already are the file, as with vsftpd; nothing to move.
+      if (temp === null) return;
+      if (keepPartial && size > 0) {
+        try {
+          await rename(dir.at(temp), dir.at(partial));
+          return;
+        } catch (err) {
+          options.log?.warn({ err, reason: 'partial_keep_failed' }, 'could not keep partial upload');
+        }
+      }
+      await removeQuietly(dir.at(temp));
+    } finally {
+      await dir.close();
     }
-    await removeQuietly(temp);
   }
 
   async #closeFile(): Promise<void> {
@@ -252,17 +302,6 @@ function destroyAndWait(stream: HashingFileWriter): Promise<void> {
   });
 }
 
-/** POSIX: a rename is durable only once the directory holding it is synced too. */
-async function syncDirectory(path: string): Promise<void> {
-  const dir = await open(path, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
-}
-
 async function removeQuietly(path: string): Promise<void> {
   await unlink(path).catch(() => undefined);
 }
-

@@ -4,7 +4,7 @@ import type { AccessView, Located } from '../access/access-view.js';
 import type { EffectiveMount } from '../access/effective.js';
 import { FtpError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import type { FileInfo, StorageSession, Upload, UploadMode } from './backend.js';
+import { FILE_RANGE, type FileInfo, type Listing, type StorageSession, type Upload, type UploadMode } from './backend.js';
 import { QuotaUpload, type UsageLedger } from './quota-upload.js';
 import { resolveVirtualPath, virtualBaseName, type PathLimits } from './virtual-path.js';
 
@@ -72,6 +72,33 @@ export class MountedStorage implements StorageSession {
     return { ...info, name: virtualBaseName(path) };
   }
 
+  /**
+   * A folder's listing streamed from its backend, with the mount points below the path shown as directories (first,
+   * since they are few) and hiding entries of the same name; a virtual directory lists its mount points only.
+   */
+  async openListing(path: string): Promise<Listing> {
+    const view = this.#o.view;
+    const virtual = view.virtualChildren(path).map((n) => this.#virtualDir(n));
+    const inner: Listing | null = view.isVirtualDirectory(path) ? null : await (() => {
+      const at = this.#locate(path);
+      return at.backend.openListing(at.rel);
+    })();
+    const shadowed = new Set(virtual.map((v) => v.name));
+    return {
+      async *[Symbol.asyncIterator]() {
+        yield* virtual;
+        if (inner !== null) for await (const e of inner) if (!shadowed.has(e.name)) yield e;
+      },
+      async *names() {
+        for (const v of virtual) yield v.name;
+        if (inner !== null) for await (const n of inner.names()) if (!shadowed.has(n)) yield n;
+      },
+      close: async () => {
+        await inner?.close();
+      },
+    };
+  }
+
   async list(path: string): Promise<FileInfo[]> {
     const view = this.#o.view;
     const virtual = view.virtualChildren(path);
@@ -129,7 +156,9 @@ export class MountedStorage implements StorageSession {
     const at = this.#locate(path);
     const stream = await at.backend.openRead(at.rel, offset, chunkBytes);
     if (at.mount.retentionAfterDownload && this.#o.ledger !== null) {
-      // 'end' fires once the last byte has been handed on: the file was downloaded completely.
+      // 'end' fires once the last byte has been handed on: the file was downloaded completely. Without the file range,
+      // RETR reads through the stream (not the descriptor), so the stream does see its end.
+      delete (stream as { [FILE_RANGE]?: unknown })[FILE_RANGE];
       const ledger = this.#o.ledger;
       const real = join(this.#root(at.mount), at.rel);
       stream.once('end', () => void ledger.downloaded(real).catch((err: unknown) => this.#o.log?.warn({ err, path }, 'download mark not recorded')));

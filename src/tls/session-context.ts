@@ -1,3 +1,4 @@
+import { constants } from 'node:crypto';
 import { Server } from 'node:net';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import type { Config } from '../config/schema.js';
@@ -24,6 +25,10 @@ export function createSessionContext(cert: InstalledCertificate, cfg: Config['tl
     // session-ID cache, not from this id.
     sessionIdContext: SESSION_ID_CONTEXT,
     honorCipherOrder: true,
+    ciphers: cfg.ciphers,
+    // A renegotiation is a full handshake the client can ask for again and again on one connection; no FTPS client
+    // needs it (TLS 1.3 has none at all).
+    secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
   });
   // null: a connection that is refused right after its handshake (implicit FTPS at a cap) and never resumes.
   tickets?.attach(context);

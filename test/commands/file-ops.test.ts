@@ -127,6 +127,33 @@ describe('file and directory commands', () => {
     assert.equal((await c.send('MFMT 20211340000000 dated file.txt')).code, 501, 'month 13');
   });
 
+  test('MFMT to a time the file system cannot store is refused with 501 and the time stays as it was', async () => {
+    const when = new Date(Date.UTC(2021, 2, 4, 5, 6, 7));
+    await writeHomeFile(t, USER, 'far future.txt', 'x');
+    await utimes(join(home, 'far future.txt'), when, when);
+    // ext4 stores 1901-2446 and silently clamps the rest; tmpfs, btrfs and XFS (bigtime) store year 3000. Ask the
+    // file system the test runs on, then hold the server to the same answer.
+    const probe = await writeHomeFile(t, USER, 'probe.txt', '');
+    await utimes(probe, when, new Date(Date.UTC(3000, 0, 1)));
+    const storable = (await stat(probe)).mtime.getUTCFullYear() === 3000;
+    const r = await c.send('MFMT 30000101000000 far future.txt');
+    const set = await c.send('MDTM 30000101000000 far future.txt');
+    if (storable) {
+      assert.equal(r.code, 213);
+      assert.equal(set.code, 213);
+      assert.equal((await c.send('MDTM far future.txt')).text, '213 30000101000000');
+    } else {
+      assert.equal(r.code, 501, r.text);
+      assert.match(r.text, /not representable/);
+      assert.equal(set.code, 501, set.text);
+      assert.equal((await c.send('MDTM far future.txt')).text, '213 20210304050607');
+      assert.equal((await stat(join(home, 'far future.txt'))).mtime.getTime(), when.getTime());
+    }
+    // Before 1970 and within every file system's range: stored as sent.
+    assert.equal((await c.send('MFMT 19020101000000 far future.txt')).code, 213);
+    assert.equal((await c.send('MDTM far future.txt')).text, '213 19020101000000');
+  });
+
   test('HASH answers 213 SHA-256 0-<last byte> <hex> <name>', async () => {
     const body = Buffer.from('hash me, please\n');
     await writeHomeFile(t, USER, 'to hash ü.txt', body);

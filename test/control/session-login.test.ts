@@ -36,7 +36,8 @@ describe('login', () => {
     plainLogin = await startTestServer({ users: USERS, config: { defender: { enabled: false }, tls: { requireForLogin: false } } });
     timing = await startTestServer({
       users: USERS,
-      config: { defender: { enabled: false }, limits: { failedLoginDelayMs: 0, maxFailedLoginsPerSession: 20, passwordHashConcurrency: 1 } },
+      // Many wrong passwords for alice on purpose: the per-account throttle would otherwise answer them with 421.
+      config: { defender: { enabled: false }, limits: { failedLoginDelayMs: 0, maxFailedLoginsPerSession: 20, passwordHashConcurrency: 1, accountFailuresBeforeThrottle: 1_000 } },
     });
   });
 

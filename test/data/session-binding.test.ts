@@ -21,6 +21,8 @@ type TlsVersion = (typeof VERSIONS)[number];
 
 /** The defender would ban 127.0.0.1 after a few deliberate refusals; its own tests cover it. */
 const QUIET_DEFENDER = { defender: { threshold: 10_000 } };
+/** Ended sessions' tickets are forgotten at once here, so that their refusal can be tested. */
+const STRICT = { ...QUIET_DEFENDER, tls: { siblingTicketRetentionMs: 0, siblingLoginWaitMs: 1_500 } };
 
 function pinned(version: TlsVersion): tls.ConnectionOptions {
   return { minVersion: version, maxVersion: version };
@@ -62,7 +64,7 @@ async function retrWith(c: ControlClient, name: string, opts: Parameters<Control
 describe('data connection bound to its control session', () => {
   let t: TestServer;
   before(async () => {
-    t = await startTestServer({ users: [{ name: USER, password: PASSWORD }, OTHER], config: QUIET_DEFENDER });
+    t = await startTestServer({ users: [{ name: USER, password: PASSWORD }, OTHER], config: STRICT });
     await writeHomeFile(t, USER, 'file.txt', CONTENT);
   });
   after(() => t.close());
@@ -176,7 +178,52 @@ describe('data connection bound to its control session', () => {
         b.close();
       }
     });
+
+    test(`${version}: a sibling still logging in is waited for: accepted once it logs in as the same user, refused as another`, async () => {
+      for (const [who, expected] of [[{ name: USER, password: PASSWORD }, 226], [OTHER, 425]] as const) {
+        const b = await loggedIn(t, version);
+        // A connection of the same address that has its TLS session but has not sent PASS yet (rclone opens several).
+        const pending = await ControlClient.connect(t.port);
+        try {
+          assert.equal((await pending.read())?.code, 220);
+          assert.equal((await pending.authTls(pinned(version))).code, 234);
+          // A round trip, so that a TLS 1.3 ticket (sent after the handshake) has arrived.
+          assert.equal((await pending.send('PBSZ 0')).code, 200);
+          assert.ok(pending.tlsSession !== undefined);
+          const port = await b.epsv();
+          const data = b.dataConnect(port, { session: pending.tlsSession, tlsOptions: pinned(version) });
+          assert.equal((await b.send('RETR file.txt')).code, 150);
+          await new Promise((r) => setTimeout(r, 300));
+          assert.equal((await pending.send(`USER ${who.name}`)).code, 331);
+          assert.equal((await pending.send(`PASS ${who.password}`)).code, 230);
+          const final = await b.read();
+          assert.equal(final?.code, expected, `${who.name}: ${final?.text}`);
+          const received = await data.received;
+          assert.equal(received.length, expected === 226 ? CONTENT.length : 0);
+        } finally {
+          pending.close();
+          b.close();
+        }
+      }
+    });
   }
+
+  test("an ended sibling's ticket keeps working for tls.siblingTicketRetentionMs (rclone's cache outlives its connections)", async () => {
+    const kept = await startTestServer({ config: QUIET_DEFENDER });
+    try {
+      await writeHomeFile(kept, USER, 'file.txt', CONTENT);
+      const a = await loggedIn(kept, 'TLSv1.3');
+      const b = await loggedIn(kept, 'TLSv1.3');
+      const ticket = a.tlsSession;
+      a.close();
+      await new Promise((r) => setTimeout(r, 200));
+      const r = await retrWith(b, 'file.txt', { session: ticket, tlsOptions: pinned('TLSv1.3') });
+      assert.equal(r.final?.code, 226, r.final?.text);
+      b.close();
+    } finally {
+      await kept.close();
+    }
+  });
 
   test('a refused TLS session from the control address is not scored by the defender', async () => {
     const strict = await startTestServer({ config: { defender: { threshold: 3 } } });
@@ -308,7 +355,9 @@ describe('passive port range', () => {
   let t: TestServer;
   const range = passiveRange(1);
   before(async () => {
-    t = await startTestServer({ config: { ...QUIET_DEFENDER, pasv: range } });
+    // Both sessions are one user from one address: the per-user and per-address caps (a quarter of the range, so 1
+    // here) are raised, so that the range itself runs out.
+    t = await startTestServer({ config: { ...QUIET_DEFENDER, pasv: { ...range, maxListenersPerUser: 2, maxListenersPerAddress: 2 } } });
   });
   after(() => t.close());
 
@@ -316,7 +365,7 @@ describe('passive port range', () => {
     const holder = await loggedIn(t, 'TLSv1.3');
     const other = await loggedIn(t, 'TLSv1.3');
     try {
-      // Held by a session that never connects to it (the listener lives until pasv.acceptTimeoutMs, 30 s).
+      // Held by a session that never connects to it (the listener lives until pasv.idleListenerTimeoutMs, 10 s).
       const held = await holder.epsv();
       assert.equal(held, range.minPort);
       const r = await other.send('EPSV');

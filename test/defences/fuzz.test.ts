@@ -15,13 +15,17 @@ import { snapshotTree, type TreeSnapshot } from '../helpers/tree-snapshot.js';
 const ALICE = { name: 'alice', password: 'alice-secret' };
 const SEED = Number(process.env.FUZZ_SEED ?? 20_240_917);
 const MAX_LINES = Number(process.env.FUZZ_LINES ?? 3_000);
-const MAX_MS = Number(process.env.FUZZ_MS ?? 20_000);
+/** The time bound grows with the line count (about 1 ms a line is typical; 8 leaves room for a loaded machine). */
+const MAX_MS = Number(process.env.FUZZ_MS ?? Math.max(20_000, MAX_LINES * 8));
 const SESSIONS = 4;
 const BATCH = 10;
 /** A fuzz session is re-created after this many lines (REIN, USER or a QUIT may have left it logged out). */
 const LINES_PER_SESSION = 150;
-const MAX_RECONNECTS = 200;
+/** Many fuzz lines end their session (QUIT, REIN, overlong lines); the cap only stops a runaway loop. */
+const MAX_RECONNECTS = Math.max(200, Math.ceil(MAX_LINES / 10));
 const RSS_BOUND_BYTES = 100 * 1024 * 1024;
+/** Sampled during the run, before garbage is collected: four fuzz sessions' garbage and TLS buffers on top. */
+const PEAK_RSS_BOUND_BYTES = 200 * 1024 * 1024;
 /** A healthy session's NOOP must be answered within this, even while the fuzzers run. */
 const HEALTHY_REPLY_MS = 2_000;
 const SYNC_TIMEOUT_MS = 8_000;
@@ -176,8 +180,11 @@ describe('control channel fuzzing', () => {
     let stop = false;
     const latencies: number[] = [];
     const healthyProblems: string[] = [];
+    let rssPeak = rssStart;
+    const startedAt = Date.now();
     const healthyLoop = (async () => {
       while (!stop) {
+        rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
         const started = Date.now();
         const r = await healthy.send('NOOP').catch((e: Error) => ({ code: 0, text: e.message }));
         latencies.push(Date.now() - started);
@@ -230,9 +237,10 @@ describe('control channel fuzzing', () => {
     await healthyLoop;
     healthy.close();
 
-    console.log(`# fuzz seed ${SEED}: ${sent} lines, ${syncs} batches, ${reconnects} sessions; healthy NOOP max ${Math.max(...latencies)} ms over ${latencies.length}`);
+    console.log(`# fuzz seed ${SEED}: ${sent} lines in ${Date.now() - startedAt} ms, ${syncs} batches, ${reconnects} sessions (cap ${MAX_RECONNECTS}); healthy NOOP max ${Math.max(...latencies)} ms over ${latencies.length}; rss peak ${Math.round((rssPeak - rssStart) / 1048576)} MiB above the start`);
     const internal = t.logs().filter((l) => (l.level as number) >= 50);
-    assert.ok(sent >= 500, `only ${sent} lines were sent in ${MAX_MS} ms`);
+    assert.ok(sent >= Math.min(500, MAX_LINES), `only ${sent} lines were sent in ${MAX_MS} ms`);
+    assert.ok(rssPeak < rssStart + PEAK_RSS_BOUND_BYTES, `RSS peaked at ${rssPeak}, from ${rssStart}`);
     assert.deepEqual(internal.map((l) => `${String(l.msg)} ${JSON.stringify(l.err ?? '')}`), [], 'no command ended in an internal error');
     assert.deepEqual(stuck, [], 'every fuzz session answered its batch or was closed');
     assert.deepEqual(healthyProblems, [], 'the healthy session was answered 200 every time');

@@ -101,7 +101,8 @@ export async function startTestServer(opts: { users?: TestUser[]; config?: Confi
     'test config',
   );
   const lines: string[] = [];
-  const server = await startServer({ config, baseDir: dir, log: memoryLogger(lines) });
+  // Debug unless the test asks for less: a long fuzz run at debug would keep every command line in memory here.
+  const server = await startServer({ config, baseDir: dir, log: memoryLogger(lines, input.log?.level ?? 'debug') });
   return {
     server,
     port: server.port,

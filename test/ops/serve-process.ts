@@ -33,7 +33,12 @@ export interface ServeProcess {
 }
 
 /** A temp dir with a config file and users file, and `node bin/ftpsd.js serve --config FILE` running on it. */
-export async function startServeProcess(opts: { users: Record<string, string>; config?: Record<string, unknown> }): Promise<ServeProcess> {
+export async function startServeProcess(opts: {
+  users: Record<string, string>;
+  config?: Record<string, unknown>;
+  /** Flags for node itself, before the script (the launchers' `--max-semi-space-size=4`, for instance). */
+  nodeArgs?: string[];
+}): Promise<ServeProcess> {
   const dir = await mkdtemp(join(tmpdir(), 'ftpsd-serve-'));
   const configFile = join(dir, 'ftpsd.yaml');
   const usersFile = join(dir, 'users.yaml');
@@ -67,7 +72,7 @@ export async function startServeProcess(opts: { users: Record<string, string>; c
   await writeConfig(opts.config ?? {});
   await writeUsers(opts.users);
 
-  const child = spawn(process.execPath, [BIN, 'serve', '--config', configFile], { cwd: dir, env: { ...process.env, FTPSD_CONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), BIN, 'serve', '--config', configFile], { cwd: dir, env: { ...process.env, FTPSD_CONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   let stderr = '';
   const waiters = new Set<() => void>();

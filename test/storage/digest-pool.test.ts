@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FtpError } from '../../src/errors.js';
-import { DigestPool } from '../../src/storage/digest-pool.js';
+import { DigestPool, INLINE_DIGEST_MAX_BYTES } from '../../src/storage/digest-pool.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -75,6 +75,29 @@ describe('DigestPool', () => {
     );
     assert.deepEqual(await Promise.all(jobs.map((j) => j.digest())), datas.map(sha256));
     await Promise.all(files.map((f) => f.close()));
+  });
+
+  it('hashes files on either side of the inline limit (read back here, or by the worker) to the same SHA-256', async () => {
+    for (const size of [1, INLINE_DIGEST_MAX_BYTES, INLINE_DIGEST_MAX_BYTES + 1]) {
+      const data = randomBytes(size);
+      const file = await open(join(dir, `edge-${size}`), 'w+');
+      await file.write(data, 0, size, 0);
+      const job = pool.job(file.fd);
+      job.extend(size);
+      assert.equal(await job.digest(), sha256(data), `${size} bytes`);
+      await job.drop();
+      await file.close();
+    }
+  });
+
+  it('fails a small digest too when the file holds fewer bytes than reported, and drop still settles', async () => {
+    const file = await open(join(dir, 'short-small'), 'w+');
+    await file.write(Buffer.from('abc'), 0, 3, 0);
+    const job = pool.job(file.fd);
+    job.extend(100);
+    await assert.rejects(job.digest(), /shorter/);
+    await job.drop();
+    await file.close();
   });
 
   it('refuses new jobs once closed, with 421', async () => {

@@ -251,6 +251,42 @@ describe('local storage backend', () => {
     assert.deepEqual(names, ['plain.txt', 'with space.txt', 'ünïcødé 日本.txt']);
   });
 
+  it('lists sorted up to listingSortMaxEntries entries, and every entry (in directory order) beyond', async () => {
+    const small = createLocalStorage({ home, ...limits, atomicUploads: true, listingSortMaxEntries: 5 });
+    await mkdir(join(home, 'five'));
+    await mkdir(join(home, 'many'));
+    const names = (n: number) => Array.from({ length: n }, (_, i) => `n-${String((i * 7) % n).padStart(3, '0')}`);
+    for (const name of names(5)) await writeFile(join(home, 'five', name), '');
+    for (const name of names(200)) await writeFile(join(home, 'many', name), name);
+    const read = async (path: string) => {
+      const out: string[] = [];
+      for await (const e of await small.openListing(path)) out.push(e.name);
+      return out;
+    };
+    assert.deepEqual(await read('/five'), names(5).sort());
+    const many = await read('/many');
+    assert.deepEqual([...many].sort(), names(200).sort());
+    const namesOnly: string[] = [];
+    for await (const n of (await small.openListing('/many')).names()) namesOnly.push(n);
+    assert.deepEqual(namesOnly.sort(), names(200).sort());
+    // Sizes come from each entry's own lstat, not from a neighbour's.
+    for await (const e of await small.openListing('/many')) assert.equal(e.size, e.name.length);
+  });
+
+  it('a listing closed unread, or left early, releases its directory descriptors', async () => {
+    const fds = async () => (await readdir('/proc/self/fd')).length;
+    const before = await fds();
+    for (let i = 0; i < 5; i++) {
+      const unread = await storage.openListing('/sub');
+      await unread.close();
+      for await (const e of await storage.openListing('/many')) {
+        assert.ok(e.name.length > 0);
+        break;
+      }
+    }
+    assert.equal(await fds(), before);
+  });
+
   it('refuses moving a directory into itself through a symlink alias', async () => {
     await rejectsFtp(storage.rename('/sub', '/sub-link/deeper'), 550, 'rename_into_itself');
     assert.ok((await lstat(join(home, 'sub'))).isDirectory());

@@ -1,0 +1,98 @@
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { runCurl, runLftp, runProcess } from '../test/helpers/clients.js';
+import { sleep } from './measure.js';
+import { startFtpsdTarget } from './targets.js';
+
+// Profiles one piece of work on ftpsd: starts it with --cpu-prof, prepares, waits, does the work once, waits, stops
+// it, and prints bench/profile-summary.ts's summary of the measured window, per unit of work. The server measured is
+// the build in dist/ (npm run build first).
+// Usage: node --import tsx bench/profile.ts --work small-up|small-down|ftplib|big-down|big-up [--files 500]
+//        [--big-mib 1024] [--out DIR]
+
+const repoDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const { values: args } = parseArgs({
+  options: {
+    work: { type: 'string', default: 'small-up' },
+    files: { type: 'string', default: '500' },
+    'big-mib': { type: 'string', default: '1024' },
+    out: { type: 'string', default: join(repoDir, 'bench/results/profiles') },
+  },
+});
+const files = Number(args.files);
+const bigBytes = Number(args['big-mib']) * 1024 * 1024;
+/** Longer than profile-summary's idle gap, so the measured window stands out. */
+const QUIET_MS = 1_500;
+
+const outDir = resolve(args.out, `${args.work}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+await mkdir(outDir, { recursive: true });
+const data = await mkdtemp(join(tmpdir(), 'ftpsd-profile-'));
+const t = await startFtpsdTarget(repoDir, ['--cpu-prof', '--cpu-prof-dir', outDir]);
+let per = files;
+let unit = 'file';
+try {
+  const small = join(data, 'small');
+  const back = join(data, 'back');
+  await mkdir(small);
+  await mkdir(back);
+  execFileSync('sh', ['-c', `i=0; while [ $i -lt ${files} ]; do head -c 4096 /dev/urandom > "$1/f$(printf %04d $i).bin"; i=$((i+1)); done`, 'sh', small]);
+  const lftp = async (script: string) => {
+    const r = await runLftp(script, { port: t.port, user: t.user, password: t.password, timeoutMs: 600_000 });
+    if (r.code !== 0) throw new Error(`lftp: ${r.stderr.slice(-500)}`);
+  };
+  const url = (p: string) => `ftp://${t.user}:${encodeURIComponent(t.password)}@127.0.0.1:${t.port}/${p}`;
+  switch (args.work) {
+    case 'small-up':
+      await sleep(QUIET_MS);
+      await lftp(`mkdir up\nmput -O up ${small}/*`);
+      break;
+    case 'small-down':
+      await lftp(`mkdir up\nmput -O up ${small}/*`);
+      await sleep(QUIET_MS);
+      await lftp(`mget -O ${back} up/*`);
+      if ((await readdir(back)).length !== files) throw new Error('not every file came back');
+      break;
+    case 'ftplib': {
+      // Up and down in one session (bench/ftplib_small.py); the summary covers both halves.
+      await sleep(QUIET_MS);
+      const r = await runProcess('python3', [join(repoDir, 'bench/ftplib_small.py'), String(t.port), 'py', small, back, String(t.pid)], {
+        env: { FTP_USER: t.user, FTP_PASSWORD: t.password },
+        timeoutMs: 600_000,
+      });
+      if (r.code !== 0) throw new Error(`ftplib: ${r.stderr.slice(-500)}`);
+      unit = 'file up+down';
+      break;
+    }
+    case 'big-down':
+    case 'big-up': {
+      const big = join(data, 'big.bin');
+      execFileSync('sh', ['-c', `head -c ${bigBytes} /dev/urandom > "$1"`, 'sh', big]);
+      if (args.work === 'big-down') execFileSync('ln', [big, join(t.dataDir, 'big.bin')]);
+      await sleep(QUIET_MS);
+      const r = args.work === 'big-down'
+        ? await runCurl(['--ssl-reqd', '-k', '-o', '/dev/null', url('big.bin')], { timeoutMs: 600_000 })
+        : await runCurl(['--ssl-reqd', '-k', '--tls-max', '1.2', '-T', big, url('up.bin')], { timeoutMs: 600_000 });
+      if (r.code !== 0) throw new Error(`curl: ${r.stderr}`);
+      per = bigBytes / 1e9;
+      unit = 'GB';
+      break;
+    }
+    default:
+      throw new Error(`unknown --work ${args.work}`);
+  }
+  await sleep(QUIET_MS);
+} finally {
+  await t.stop();
+  await rm(data, { recursive: true, force: true });
+}
+// One profile per thread: the main thread's, then the digest worker's (which is idle before and after the work too).
+const profiles = (await readdir(outDir)).filter((f) => f.endsWith('.cpuprofile')).sort();
+if (profiles.length === 0) throw new Error(`no profile written in ${outDir}`);
+for (const profile of profiles) {
+  const summary = await runProcess(process.execPath, ['--import', 'tsx', join(repoDir, 'bench/profile-summary.ts'), join(outDir, profile), '--window', '--per', String(per), '--unit', unit]);
+  console.log(summary.stdout + summary.stderr);
+}
