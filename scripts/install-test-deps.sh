@@ -36,6 +36,8 @@ done
 for file in "${!needed_files[@]}"; do
   [ -e "$file" ] || missing+=("${needed_files[$file]}")
 done
+# PostgreSQL for the store tests: initdb and pg_ctl live outside PATH, in /usr/lib/postgresql/VERSION/bin.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
@@ -109,3 +111,7 @@ for file in "${!needed_files[@]}"; do
     exit 1
   fi
 done
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  echo "install-test-deps: initdb still missing after installing ${packages[*]}" >&2
+  exit 1
+fi

@@ -14,4 +14,7 @@ if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt
   touch "$stamp"
 fi
 
+# Native addons skipped or built for another Node version are rebuilt here (see scripts/ensure-native.mjs).
+node scripts/ensure-native.mjs
+
 npx tsc -p tsconfig.json

@@ -5,6 +5,7 @@ import { registerAuditCommands } from './cli/audit-commands.js';
 import { registerBanCommands } from './cli/ban-commands.js';
 import { registerCertCommands } from './cli/cert-commands.js';
 import { registerDoctorCommand } from './cli/doctor-command.js';
+import { registerPartnerCommands } from './cli/partner-commands.js';
 import { registerServeCommands } from './cli/serve-command.js';
 import { registerUserCommands } from './cli/user-commands.js';
 
@@ -25,6 +26,7 @@ const program = new Command()
 
 registerServeCommands(program, { loadConfig: load });
 registerUserCommands(program, { loadConfig: load });
+registerPartnerCommands(program, { loadConfig: load });
 registerCertCommands(program, { loadConfig: (f) => load(f).config });
 registerBanCommands(program, { loadConfig: load });
 registerAuditCommands(program, { loadConfig: load });

@@ -5,9 +5,10 @@ import type { Logger } from 'pino';
 import type { AcmeManager } from './acme/acme-manager.js';
 import { AuditLog } from './audit/audit-log.js';
 import { resolveAuditPaths } from './audit/chain.js';
+import { accessOf, isLoginUser } from './access/login-user.js';
 import { LoginThrottle } from './auth/login-throttle.js';
 import { PasswordHasher } from './auth/password-hasher.js';
-import { UserDirectory } from './auth/user-directory.js';
+import { StoreDirectory } from './auth/store-directory.js';
 import type { User } from './auth/users-file.js';
 import { buildRegistry } from './commands/registry.js';
 import { resolvePath } from './config/load.js';
@@ -24,6 +25,14 @@ import { noMetrics, type MetricsSink } from './metrics/metrics-sink.js';
 import { PrometheusMetrics } from './metrics/prometheus-metrics.js';
 import { DigestPool } from './storage/digest-pool.js';
 import { createLocalStorage } from './storage/local-backend.js';
+import { MountedStorage } from './storage/mounted-storage.js';
+import { storeBanPersistence } from './store/ban-repo.js';
+import { openStore, storeOptions, type Store } from './store/open-store.js';
+import { recordLogin } from './store/partner-repo.js';
+import { importLegacyFiles } from './partners/first-start.js';
+import { Housekeeping } from './partners/scheduler.js';
+import { storeLedger } from './partners/store-ledger.js';
+import { StoreWatch } from './partners/store-watch.js';
 import { CertStore, describeCertificate, type CertificatePair } from './tls/cert-store.js';
 import { ensureSelfSignedCertificate } from './tls/self-signed.js';
 
@@ -33,6 +42,8 @@ export interface StartOptions {
   baseDir: string;
   log?: Logger;
   metrics?: MetricsSink;
+  /** An open store to use (left open at close); by default the configured one is opened and closed with the server. */
+  store?: Store;
 }
 
 export interface ServerHandle {
@@ -43,7 +54,8 @@ export interface ServerHandle {
   readonly config: Config;
   readonly log: Logger;
   readonly certStore: CertStore;
-  readonly users: UserDirectory;
+  readonly users: StoreDirectory;
+  readonly store: Store;
   readonly defender: Defender | null;
   readonly passivePorts: PassivePortPool;
   /** Port of the metrics/health listener, null when metrics.enabled is off. */
@@ -51,8 +63,12 @@ export interface ServerHandle {
   sessionCount(): number;
   /** What /readyz answers: listening, not stopping, certificate within its validity period. */
   readiness(): Readiness;
-  /** Re-reads the users file; throws (keeping the old users) when it is invalid. */
-  reloadUsers(): { added: string[]; removed: string[] };
+  /** Re-reads the users from the store (they are read at each login anyway); names added and removed since. */
+  reloadUsers(): Promise<{ added: string[]; removed: string[] }>;
+  /** Runs the store poll now (tests): audit forwarding, session re-checks. */
+  syncStore(): Promise<void>;
+  /** Runs retention, partial expiry and lifecycle jobs now. */
+  runHousekeeping(): Promise<void>;
   /** Certificate automation when acme.enabled, else null. */
   readonly acme: AcmeManager | null;
   /** Re-reads tls.certFile/keyFile (or the self-signed pair); new sessions get it, open ones keep theirs. */
@@ -81,8 +97,15 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
 
   const hasher = new PasswordHasher({ concurrency: config.limits.passwordHashConcurrency, queueMax: config.limits.passwordHashQueueMax, reserved: config.limits.passwordHashReservedQueue });
   const loginThrottle = new LoginThrottle({ failuresBeforeThrottle: config.limits.accountFailuresBeforeThrottle, windowMs: config.limits.accountFailureWindowMs });
-  const users = new UserDirectory({ file: abs(config.users.file), resolveHome: abs, hasher, log });
-  users.reload();
+  const ownStore = opts.store === undefined;
+  const store = opts.store ?? (await openStore(storeOptions(config, baseDir)));
+  const imported = await importLegacyFiles(store, { usersFile: abs(config.users.file), bansFile: resolveBansFile(config, baseDir) });
+  if (imported.importedUsers !== null && imported.importedUsers.length + imported.importedBans > 0) {
+    log.info({ event: 'store_imported', users: imported.importedUsers, bans: imported.importedBans, store: store.location }, 'users file imported into the store');
+  }
+  const users = new StoreDirectory({ store, hasher, log, resolveLocation: abs });
+  await users.reload();
+  const ledger = storeLedger(store);
 
   const auditPaths = resolveAuditPaths(config, baseDir);
   const auditLog = auditPaths === null
@@ -98,7 +121,8 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     }
   };
 
-  const defender = config.defender.enabled ? new Defender({ config: config.defender, file: resolveBansFile(config, baseDir), log }) : null;
+  const defender = config.defender.enabled ? new Defender({ config: config.defender, persistence: storeBanPersistence(store.db, store.location), log }) : null;
+  await defender?.ready;
 
   let stopping = false;
   let control: ControlServer | null = null;
@@ -119,20 +143,37 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
       return stopping;
     },
     audit,
-    createStorage: (user: User, session: { sid: string; ip: string }) =>
-      createLocalStorage({
-        home: user.home,
-        maxPathBytes: config.storage.maxPathBytes,
-        maxNameBytes: config.storage.maxNameBytes,
-        atomicUploads: config.storage.atomicUploads,
-        fsyncOnCommit: config.storage.fsyncOnCommit,
-        listingSortMaxEntries: config.storage.listingSortMaxEntries,
-        digests,
-        log: log.child({ user: user.name }),
-        // A security event: the tree changed under an operation (or a link leads out of the home); virtual path only.
-        onViolation: (v) => audit('confinement_violation', { sid: session.sid, ip: session.ip, user: user.name, ...v }),
-      }),
-    acquireLogin: (session: Session, user: string) => control?.acquireLogin(session, user) ?? false,
+    createStorage: (user: User, session: { sid: string; ip: string }) => {
+      const userLog = log.child({ user: user.name });
+      return new MountedStorage({
+        view: accessOf(user),
+        limits: { maxPathBytes: config.storage.maxPathBytes, maxNameBytes: config.storage.maxNameBytes },
+        resolveLocation: abs,
+        // Each folder keeps its own home jail: symlinks may not lead out of the folder's root.
+        createBackend: (root) =>
+          createLocalStorage({
+            home: root,
+            maxPathBytes: config.storage.maxPathBytes,
+            maxNameBytes: config.storage.maxNameBytes,
+            atomicUploads: config.storage.atomicUploads,
+            fsyncOnCommit: config.storage.fsyncOnCommit,
+            listingSortMaxEntries: config.storage.listingSortMaxEntries,
+            digests,
+            log: userLog,
+            // A security event: the tree changed under an operation (or a link leads out of the folder); virtual path only.
+            onViolation: (v) => audit('confinement_violation', { sid: session.sid, ip: session.ip, user: user.name, ...v }),
+          }),
+        ledger,
+        log: userLog,
+      });
+    },
+    acquireLogin: (session: Session, user: string, account?: User) => {
+      // A partner's policy may allow fewer (or more) sessions than limits.maxLoginsPerUser.
+      const max = account !== undefined && isLoginUser(account) && account.maxSessions !== null ? account.maxSessions : config.limits.maxLoginsPerUser;
+      if (control?.acquireLogin(session, user, max) !== true) return false;
+      recordLogin(store.db, user, Date.now()).catch((err: unknown) => log.warn({ err, user }, 'last login not recorded'));
+      return true;
+    },
     sessionEnded: (session: Session, reason: string) => control?.release(session, reason !== 'rein'),
   };
   control = new ControlServer(ctx);
@@ -188,6 +229,43 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     certificateNotAfterMs: () => (certStore.has() ? Date.parse(certStore.current().leaf.validTo) : null),
     ready: () => readiness().ready,
   });
+
+  // Users disabled, expired or deleted while logged in are closed at once: by an in-process change through this
+  // watch's next tick, by another process within store.pollIntervalMs.
+  const closeUser = (session: Session, reason: string, text: string) => {
+    session.log.info({ event: 'session_closed_by_policy', user: session.phase.kind === 'ready' ? session.phase.user.name : undefined, reason }, 'session closed: account no longer allowed');
+    session.server.audit('session_closed', { sid: session.id, ip: session.peerIp, user: session.phase.kind === 'ready' ? session.phase.user.name : undefined, reason });
+    session.send({ code: 421, text });
+    session.close(reason);
+  };
+  const watch = new StoreWatch({
+    store,
+    intervalMs: config.store.pollIntervalMs,
+    log,
+    audit,
+    async onChange(changes) {
+      await users.reload();
+      const touched = new Set(changes.filter((c) => c.entityKind === 'user' || c.entityKind === 'group').map((c) => c.entityName));
+      if (touched.size === 0) return;
+      for (const session of [...control!.sessions]) {
+        if (session.phase.kind !== 'ready') continue;
+        const current = await users.load(session.phase.user.name);
+        if (session.closed || session.phase.kind !== 'ready') continue;
+        if (current === null) closeUser(session, 'user_deleted', 'Account removed; closing connection');
+        else if (current.disabled) closeUser(session, 'user_disabled', 'Account disabled; closing connection');
+      }
+    },
+    onTick(now) {
+      for (const session of [...control!.sessions]) {
+        if (session.phase.kind !== 'ready') continue;
+        const u = session.phase.user;
+        if (isLoginUser(u) && u.expiresAt !== null && u.expiresAt <= now) closeUser(session, 'user_expired', 'Account expired; closing connection');
+      }
+    },
+  });
+  await watch.start();
+  const housekeeping = new Housekeeping({ store, log, resolve: abs, settings: () => config.housekeeping });
+  housekeeping.start();
 
   const address = await control.listen(config.listen.host, config.listen.port);
   let implicitAddress: AddressInfo | null = null;
@@ -255,7 +333,10 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
       await metricsServer?.close();
       await acme?.stop();
       for (const f of watched) unwatchFile(f);
-      defender?.close();
+      await defender?.close();
+      await housekeeping.close();
+      await watch.close();
+      if (ownStore) await store.close();
       await auditLog?.close();
       await digests.close();
       log.info({ event: 'stopped' }, 'ftpsd stopped');
@@ -271,12 +352,15 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     log,
     certStore,
     users,
+    store,
     defender,
     passivePorts: ctx.passivePorts,
     metricsPort: metricsServer?.port ?? null,
     sessionCount: () => control!.sessions.size,
     readiness,
     reloadUsers: () => users.reload(),
+    syncStore: () => watch.tick(),
+    runHousekeeping: () => housekeeping.run(),
     reloadCertificate,
     acme,
     close,

@@ -1,15 +1,16 @@
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import type { Config } from '../config/schema.js';
-import { BanFileError, readBanFile, resolveBansFile } from '../defender/ban-file.js';
+import { storeBanPersistence } from '../store/ban-repo.js';
+import { withStore } from './store-cli.js';
 import { canonicalIp } from '../defender/cidr.js';
 import { type BanInfo, Defender, DefenderError } from '../defender/defender.js';
 
-// `ftpsd ban list|add|remove`: edits the bans file. A running server watches that file (defender.fileWatchIntervalMs)
-// and re-reads it on SIGHUP, so changes reach it without a restart.
+// `ftpsd ban list|add|remove`: edits the bans in the store. A running server reads them every
+// defender.fileWatchIntervalMs, so changes reach it (and every other node on the same store) without a restart.
 
 export interface BanCommandDeps {
-  loadConfig: (file?: string) => { config: Config; baseDir: string };
+  loadConfig: (file?: string) => { config: Config; baseDir: string; file?: string | null };
   /** Where output goes; the console by default (tests capture it). */
   out?: (line: string) => void;
   err?: (line: string) => void;
@@ -29,8 +30,8 @@ export function registerBanCommands(program: Command, deps: BanCommandDeps): voi
     (deps.setExitCode ?? ((code: number) => void (process.exitCode = code)))(1);
   };
 
-  /** Runs `fn` on a Defender over the configured bans file; reports configuration and file errors plainly. */
-  const withDefender = (opts: CommonOptions, fn: (d: Defender, config: Config, file: string) => void) => {
+  /** Runs `fn` on a Defender over the store's bans; reports configuration and store errors plainly. */
+  const withDefender = async (opts: CommonOptions, fn: (d: Defender, config: Config, where: string) => void) => {
     let loaded;
     try {
       loaded = deps.loadConfig(opts.config);
@@ -38,36 +39,36 @@ export function registerBanCommands(program: Command, deps: BanCommandDeps): voi
       fail((e as Error).message);
       return;
     }
-    const { config, baseDir } = loaded;
-    const file = resolveBansFile(config, baseDir);
-    try {
-      readBanFile(file, Date.now()); // fail before touching a file we cannot parse
-    } catch (e) {
-      fail(e instanceof BanFileError ? e.message : String(e));
-      return;
-    }
+    const { config } = loaded;
     const log = pino({ level: 'error', base: undefined }, pino.destination({ fd: 2, sync: true }));
-    // No watcher and no delayed save: this process lives for one command and writes when it closes.
-    const defender = new Defender({ config: { ...config.defender, fileWatchIntervalMs: 0, saveDelayMs: 0 }, file, log });
     try {
-      fn(defender, config, file);
+      await withStore({ ...loaded, file: null }, async (store) => {
+        // No polling and no delayed save: this process lives for one command and writes when it closes.
+        const defender = new Defender({ config: { ...config.defender, fileWatchIntervalMs: 0, saveDelayMs: 0 }, persistence: storeBanPersistence(store.db, store.location), log });
+        await defender.ready;
+        try {
+          fn(defender, config, store.location);
+        } catch (e) {
+          fail(e instanceof DefenderError ? e.message : `error: ${(e as Error).message}`);
+        } finally {
+          await defender.close();
+        }
+      });
     } catch (e) {
-      fail(e instanceof DefenderError ? e.message : `error: ${(e as Error).message}`);
-    } finally {
-      defender.close();
+      fail((e as Error).message);
     }
   };
 
-  const ban = program.command('ban').description('list, add and remove IP bans (the defender bans file)');
+  const ban = program.command('ban').description("list, add and remove IP bans (the defender's, in the store)");
 
   ban
     .command('list')
     .description('show active bans')
     .option('-c, --config <file>', 'configuration file')
-    .action((opts: CommonOptions) =>
-      withDefender(opts, (d, config, file) => {
+    .action(async (opts: CommonOptions) =>
+      await withDefender(opts, (d, config, where) => {
         const bans = d.list();
-        out(`bans file: ${file}`);
+        out(`bans in: ${where}`);
         if (!config.defender.enabled) out('note: defender.enabled is false, so bans are not enforced');
         if (bans.length === 0) {
           out('no active bans');
@@ -83,11 +84,11 @@ export function registerBanCommands(program: Command, deps: BanCommandDeps): voi
     .option('-c, --config <file>', 'configuration file')
     .option('-m, --minutes <n>', 'ban duration in minutes (default: defender.banMs)')
     .option('-r, --reason <text>', 'reason shown in the list', 'manual')
-    .action((ipArg: string, opts: CommonOptions & { minutes?: string; reason: string }) => {
+    .action(async (ipArg: string, opts: CommonOptions & { minutes?: string; reason: string }) => {
       if (canonicalIp(ipArg) === null) return fail(`not an IP address: ${ipArg}`);
       const minutes = opts.minutes === undefined ? undefined : Number(opts.minutes);
       if (minutes !== undefined && !(Number.isFinite(minutes) && minutes > 0)) return fail(`--minutes must be a positive number, got ${opts.minutes}`);
-      withDefender(opts, (d, config) => {
+      await withDefender(opts, (d, config) => {
         const ms = minutes === undefined ? config.defender.banMs : Math.round(minutes * 60_000);
         const info = d.ban(ipArg, ms, opts.reason);
         out(`banned ${info.ip} until ${new Date(info.until).toISOString()} (${formatDuration(ms)}, offence ${info.offences})`);
@@ -100,10 +101,10 @@ export function registerBanCommands(program: Command, deps: BanCommandDeps): voi
     .alias('rm')
     .description('lift a ban and forget the offences of an IP address')
     .option('-c, --config <file>', 'configuration file')
-    .action((ipArg: string, opts: CommonOptions) => {
+    .action(async (ipArg: string, opts: CommonOptions) => {
       const ip = canonicalIp(ipArg);
       if (ip === null) return fail(`not an IP address: ${ipArg}`);
-      withDefender(opts, (d) => {
+      await withDefender(opts, (d) => {
         out(d.unban(ip) ? `unbanned ${ip}` : `${ip} was not banned (its offence history, if any, is cleared)`);
       });
     });

@@ -4,7 +4,9 @@ import { createLogger } from '../log/logger.js';
 import { PrometheusMetrics } from '../metrics/prometheus-metrics.js';
 import { reloadServer } from '../ops/reload.js';
 import { startServer, type ServerHandle } from '../server.js';
-import { ensureDemoUser } from './user-commands.js';
+import { resolveBansFile } from '../defender/ban-file.js';
+import { ensureDemoUser, importLegacyFiles } from '../partners/first-start.js';
+import { openStore, redactUrl, storeOptions } from '../store/open-store.js';
 import type { Logger } from 'pino';
 
 export interface ServeDeps {
@@ -20,7 +22,7 @@ export function registerServeCommands(program: Command, deps: ServeDeps): void {
       const { config, file } = deps.loadConfig(opts.config);
       console.log(`configuration ${file ?? '(embedded defaults)'} is valid`);
       // Secrets (the ACME EAB key) are not echoed into terminals and CI logs.
-      const shown = { ...config, acme: { ...config.acme, eab: { ...config.acme.eab, hmacKey: config.acme.eab.hmacKey === '' ? '' : '[redacted]' } } };
+      const shown = { ...config, acme: { ...config.acme, eab: { ...config.acme.eab, hmacKey: config.acme.eab.hmacKey === '' ? '' : '[redacted]' } }, store: { ...config.store, url: config.store.url === '' ? '' : redactUrl(config.store.url) } };
       console.log(JSON.stringify(shown, null, 2));
     });
 
@@ -33,16 +35,22 @@ export function registerServeCommands(program: Command, deps: ServeDeps): void {
       const { config, baseDir } = loaded;
       const log = createLogger(config.log.level);
       const usersFile = resolvePath(baseDir, config.users.file);
-      const demoPassword = await ensureDemoUser(usersFile, config.users.demoHome);
+      const store = await openStore(storeOptions(config, baseDir));
+      // An older version's users file becomes the store's users once; with no users at all, a demo user is made.
+      const imported = await importLegacyFiles(store, { usersFile, bansFile: resolveBansFile(config, baseDir) });
+      if (imported.importedUsers !== null && imported.importedUsers.length > 0) {
+        process.stderr.write(`  Imported ${imported.importedUsers.length} users from ${usersFile} into the store ${store.location}; manage them with \`ftpsd user\` and \`ftpsd apply\` from now on.\n`);
+      }
+      const demoPassword = await ensureDemoUser(store, config.users.demoHome);
       if (demoPassword !== null) {
         // Shown once; only its argon2id hash is stored.
         process.stderr.write(
-          `\n  First start: created user "demo" (home ${config.users.demoHome}) in ${usersFile}\n  Password: ${demoPassword}\n  Shown only now. Change it with: npx ftpsd user passwd demo\n\n`,
+          `\n  First start: created user "demo" (home ${config.users.demoHome}) in ${store.location}\n  Password: ${demoPassword}\n  Shown only now. Change it with: npx ftpsd user passwd demo\n\n`,
         );
-        log.info({ event: 'demo_user_created', file: usersFile }, 'demo user created');
+        log.info({ event: 'demo_user_created', store: store.location }, 'demo user created');
       }
       const metrics = config.metrics.enabled ? new PrometheusMetrics() : undefined;
-      const server = await startServer({ config, baseDir, log, metrics });
+      const server = await startServer({ config, baseDir, log, metrics, store });
       const implicit = server.implicitPort === null ? '' : ` and ${config.implicit.host}:${server.implicitPort} (implicit FTPS: TLS at connect)`;
       process.stderr.write(`  ftpsd listening on ${config.listen.host}:${server.port} (explicit FTPS: AUTH TLS)${implicit}, passive ports ${config.pasv.minPort}-${config.pasv.maxPort}\n`);
       if (server.metricsPort !== null) process.stderr.write(`  metrics on http://${config.metrics.host}:${server.metricsPort}/metrics (/healthz, /readyz)\n`);

@@ -1,5 +1,5 @@
 import type { CommandSpec } from './command-spec.js';
-import { requirePermission, resolveArg } from './path-args.js';
+import { requireUpload, resolveArg } from './path-args.js';
 import { takeRestOffset } from './rest.js';
 import { runUpload } from './upload-command.js';
 
@@ -10,8 +10,8 @@ export const APPE: CommandSpec = {
   needsArg: true,
   async run(s, arg) {
     takeRestOffset(s);
-    requirePermission(s, 'upload');
     const path = resolveArg(s, arg);
+    await requireUpload(s, path);
     return runUpload(s, path, { kind: 'append' }, 'Ok to send data', () => ({ code: 226, text: 'Transfer complete' }));
   },
 };

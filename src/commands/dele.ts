@@ -7,8 +7,8 @@ export const DELE: CommandSpec = {
   availability: 'loggedIn',
   needsArg: true,
   async run(s, arg) {
-    requirePermission(s, 'delete');
     const path = resolveArg(s, arg);
+    requirePermission(s, 'delete', path);
     await s.storage.unlink(path);
     auditFileOp(s, 'delete', { path });
     return { code: 250, text: 'File deleted' };

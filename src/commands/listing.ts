@@ -28,8 +28,8 @@ export interface ListTarget {
 }
 
 export async function openListTarget(s: Session, arg: string): Promise<ListTarget> {
-  requirePermission(s, 'list');
   const path = resolveArg(s, stripListOptions(arg));
+  requirePermission(s, 'list', path);
   const self = await s.storage.stat(path);
   if (self.type !== 'dir') {
     return { path, dir: false, self, entries: () => from([self]), names: () => from([self.name]), close: async () => undefined };

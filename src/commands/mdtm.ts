@@ -1,7 +1,7 @@
 import { FtpError } from '../errors.js';
 import { formatMdtm, parseMfmtTime } from '../storage/listing-format.js';
 import type { CommandSpec } from './command-spec.js';
-import { requirePermission, resolveArg } from './path-args.js';
+import { requirePermission, requireVisible, resolveArg } from './path-args.js';
 
 /** RFC 3659 §3. The non-standard "MDTM <time> <path>" that some clients use to set the time is accepted too. */
 export const MDTM: CommandSpec = {
@@ -15,13 +15,15 @@ export const MDTM: CommandSpec = {
     if (setForm !== null) {
       const time = parseMfmtTime(setForm[1]!);
       if (time !== null) {
-        requirePermission(s, 'upload');
         const path = resolveArg(s, setForm[2]!);
+        requirePermission(s, 'overwrite', path);
         await s.storage.setMtime(path, time);
         return { code: 213, text: formatMdtm(time) };
       }
     }
-    const info = await s.storage.stat(resolveArg(s, arg));
+    const path = resolveArg(s, arg);
+    requireVisible(s, path);
+    const info = await s.storage.stat(path);
     if (info.type !== 'file') throw new FtpError(550, 'Not a regular file');
     return { code: 213, text: formatMdtm(info.mtime) };
   },

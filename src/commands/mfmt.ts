@@ -14,8 +14,8 @@ export const MFMT: CommandSpec = {
     const m = /^(\S+) (.+)$/.exec(arg);
     const time = m === null ? null : parseMfmtTime(m[1]!);
     if (m === null || time === null) throw new FtpError(501, 'Syntax: MFMT YYYYMMDDHHMMSS path');
-    requirePermission(s, 'upload');
     const path = resolveArg(s, m[2]!);
+    requirePermission(s, 'overwrite', path);
     await s.storage.setMtime(path, time);
     auditFileOp(s, 'set_mtime', { path, mtime: time.toISOString() });
     return { code: 213, text: `Modify=${formatMdtm(time)}; ${m[2]}` };

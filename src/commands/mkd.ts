@@ -9,8 +9,8 @@ export const MKD: CommandSpec = {
   availability: 'loggedIn',
   needsArg: true,
   async run(s, arg) {
-    requirePermission(s, 'mkdir');
     const path = resolveArg(s, arg);
+    requirePermission(s, 'mkdir', path);
     await s.storage.mkdir(path);
     auditFileOp(s, 'mkdir', { path });
     return { code: 257, text: `${quotePath(path)} created` };

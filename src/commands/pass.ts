@@ -25,7 +25,7 @@ export const PASS: CommandSpec = {
     }
     let result;
     try {
-      result = await s.server.users.authenticate(name, arg, admission.priority);
+      result = await s.server.users.authenticate(name, arg, admission.priority, { tlsVersion: s.security.kind === 'tls' ? s.security.info.version : null });
     } finally {
       admission.release();
     }
@@ -41,7 +41,7 @@ export const PASS: CommandSpec = {
     }
     const storage = s.server.createStorage(user, { sid: s.id, ip: s.peerIp });
     await storage.ready;
-    if (!s.server.acquireLogin(s, name)) {
+    if (!s.server.acquireLogin(s, name, user)) {
       s.phase = { kind: 'greeted' };
       s.server.metrics.login('refused');
       s.server.audit('login_failed', { sid: s.id, ip: s.peerIp, user: name, reason: 'too_many_sessions' });

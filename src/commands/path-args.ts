@@ -1,3 +1,4 @@
+import { accessOf } from '../access/login-user.js';
 import type { Permission } from '../config/schema.js';
 import type { Session } from '../control/session.js';
 import { FtpError } from '../errors.js';
@@ -7,12 +8,27 @@ export function resolveArg(s: Session, arg: string): string {
   return s.storage.resolve(s.cwd, arg);
 }
 
-/** Per-user permissions from the users file; denial is 550 (RFC 959: action not taken). */
-export function requirePermission(s: Session, perm: Permission): void {
-  if (!s.user.permissions.has(perm)) {
-    s.refusals.write('info', { event: 'permission_denied', user: s.user.name, permission: perm }, 'permission denied');
-    throw new FtpError(550, 'Permission denied', { reason: 'permission_denied' });
+/**
+ * The user's permission at a virtual path (the longest permission path at or above it decides); denial is 550 (RFC
+ * 959: action not taken) naming what is missing, with a log line.
+ */
+export function requirePermission(s: Session, perm: Permission, path = '/'): void {
+  if (!accessOf(s.user).allows(path, perm)) {
+    s.refusals.write('info', { event: 'permission_denied', user: s.user.name, permission: perm, path }, 'permission denied');
+    throw new FtpError(550, `Permission denied: no ${perm} permission for ${path}`, { reason: 'permission_denied' });
   }
+}
+
+/** STOR/APPE: a new file needs `upload`, replacing or appending to an existing one `overwrite` (drop boxes have only the first). */
+export async function requireUpload(s: Session, path: string): Promise<void> {
+  const existing = await s.storage.stat(path).catch(() => null);
+  requirePermission(s, existing === null ? 'upload' : 'overwrite', path);
+}
+
+/** SIZE and MDTM tell whether a file exists: they need `list` or `download` there, so a drop box reveals nothing. */
+export function requireVisible(s: Session, path: string): void {
+  const view = accessOf(s.user);
+  if (!view.allows(path, 'list') && !view.allows(path, 'download')) requirePermission(s, 'list', path);
 }
 
 /** LIST/NLST/STAT take ls-style options such as "-la" that name no file; they are dropped. */

@@ -16,8 +16,8 @@ export const RETR: CommandSpec = {
   needsArg: true,
   async run(s, arg) {
     const offset = takeRestOffset(s);
-    requirePermission(s, 'download');
     const path = resolveArg(s, arg);
+    requirePermission(s, 'download', path);
     const info = await s.storage.stat(path);
     if (info.type !== 'file') throw new FtpError(550, 'Not a regular file', { reason: 'not_file' });
     const chunk = s.server.config.limits.transferChunkBytes;

@@ -8,8 +8,8 @@ export const RMD: CommandSpec = {
   availability: 'loggedIn',
   needsArg: true,
   async run(s, arg) {
-    requirePermission(s, 'delete');
     const path = resolveArg(s, arg);
+    requirePermission(s, 'delete', path);
     await s.storage.rmdir(path);
     auditFileOp(s, 'rmdir', { path });
     return { code: 250, text: 'Directory removed' };

@@ -7,8 +7,8 @@ export const RNFR: CommandSpec = {
   availability: 'loggedIn',
   needsArg: true,
   async run(s, arg) {
-    requirePermission(s, 'rename');
     const path = resolveArg(s, arg);
+    requirePermission(s, 'rename', path);
     await s.storage.stat(path);
     s.params = { ...s.params, renameFrom: path };
     return { code: 350, text: 'Ready for RNTO' };

@@ -12,8 +12,8 @@ export const RNTO: CommandSpec = {
     // RFC 959: RNTO must immediately follow RNFR.
     if (from === null) throw new FtpError(503, 'RNFR required first');
     s.params = { ...s.params, renameFrom: null };
-    requirePermission(s, 'rename');
     const to = resolveArg(s, arg);
+    requirePermission(s, 'rename', to);
     await s.storage.rename(from, to);
     auditFileOp(s, 'rename', { path: from, to });
     return { code: 250, text: 'Rename successful' };

@@ -1,6 +1,6 @@
 import { FtpError } from '../errors.js';
 import type { CommandSpec } from './command-spec.js';
-import { resolveArg } from './path-args.js';
+import { requireVisible, resolveArg } from './path-args.js';
 
 /** RFC 3659 §4: the size of a file as RETR in the current TYPE would send it; we report the stored bytes. */
 export const SIZE: CommandSpec = {
@@ -10,7 +10,9 @@ export const SIZE: CommandSpec = {
   needsArg: true,
   feat: 'SIZE',
   async run(s, arg) {
-    const info = await s.storage.stat(resolveArg(s, arg));
+    const path = resolveArg(s, arg);
+    requireVisible(s, path);
+    const info = await s.storage.stat(path);
     if (info.type !== 'file') throw new FtpError(550, 'Not a regular file');
     return { code: 213, text: String(info.size) };
   },

@@ -1,5 +1,5 @@
 import type { CommandSpec } from './command-spec.js';
-import { requirePermission, resolveArg } from './path-args.js';
+import { requireUpload, resolveArg } from './path-args.js';
 import { takeRestOffset } from './rest.js';
 import { runUpload } from './upload-command.js';
 
@@ -10,8 +10,8 @@ export const STOR: CommandSpec = {
   needsArg: true,
   async run(s, arg) {
     const offset = takeRestOffset(s);
-    requirePermission(s, 'upload');
     const path = resolveArg(s, arg);
+    await requireUpload(s, path);
     return runUpload(s, path, offset > 0 ? { kind: 'resume', offset } : { kind: 'replace' }, 'Ok to send data', () => ({ code: 226, text: 'Transfer complete' }));
   },
 };

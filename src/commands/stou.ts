@@ -10,9 +10,9 @@ export const STOU: CommandSpec = {
   availability: 'loggedIn',
   async run(s, arg) {
     takeRestOffset(s);
-    requirePermission(s, 'upload');
     const hint = arg.trim() === '' ? 'file' : arg.trim();
     const dir = resolveArg(s, '.');
+    requirePermission(s, 'upload', dir);
     const name = await s.storage.uniqueName(dir, hint.split('/').pop() ?? 'file');
     const path = resolveArg(s, name);
     return runUpload(s, path, { kind: 'replace' }, `FILE: ${name}`, () => ({ code: 226, text: `Transfer complete (unique file name: ${name})` }));

@@ -22,7 +22,8 @@ function section<T extends z.ZodRawShape>(shape: T) {
   return z.object(shape).strict().prefault({} as never);
 }
 
-export const permissionNames = ['list', 'download', 'upload', 'delete', 'rename', 'mkdir'] as const;
+/** `overwrite` replaces or appends to an existing file; `upload` alone only creates new ones (a drop box). */
+export const permissionNames = ['list', 'download', 'upload', 'overwrite', 'delete', 'rename', 'mkdir'] as const;
 export type Permission = (typeof permissionNames)[number];
 
 export const configSchema = z
@@ -108,10 +109,26 @@ export const configSchema = z
       watchIntervalMs: nonNegativeInt.default(60_000),
     }),
     users: section({
-      /** Users, argon2id hashes, homes and permissions; created with a demo user at first start. */
+      /** Users file of earlier versions (argon2id hashes, homes, permissions): imported into the store once, at first start. */
       file: z.string().default('config/users.yaml'),
       /** Home directory given to the demo user created on first start. */
       demoHome: z.string().default('data/demo'),
+    }),
+    store: section({
+      /** The embedded SQLite database (created at first start); used when url is empty. */
+      path: z.string().default('data/ftpsd.db'),
+      /** postgres://USER:PASSWORD@HOST:PORT/DB: one PostgreSQL store shared by several nodes; empty: the SQLite file. */
+      url: z.string().refine((v) => v === '' || /^postgres(ql)?:\/\//.test(v), 'must be a postgres:// URL or empty').default(''),
+      /** PostgreSQL connections each process keeps at most. */
+      maxConnections: positiveInt.default(10),
+      /** How often a running server picks up changes made by the CLI or another node (disabled users, bans, audit). */
+      pollIntervalMs: ms.default(1_000),
+    }),
+    housekeeping: section({
+      /** How often retention, idle-account and lapsed-exception checks run. */
+      intervalMs: ms.default(3_600_000),
+      /** Hidden partial uploads kept for REST are deleted once they are this old. */
+      partialUploadMaxAgeMs: ms.default(86_400_000),
     }),
     log: section({
       /** pino log level of the JSON log on standard output. */
@@ -215,7 +232,7 @@ export const configSchema = z
       banMultiplier: z.number().min(1).default(2),
       maxBanMs: ms.default(86_400_000),
       allowList: z.array(cidr).default([]),
-      /** Bans persist here across restarts; empty: beside the users file as bans.json. */
+      /** Bans file of earlier versions, imported into the store once at first start; empty: bans.json beside the users file. */
       file: z.string().default(''),
       /** Most IPs scored, banned or remembered as offenders at once; the oldest are forgotten first. Bounds memory
        *  against an attacker rotating addresses (an IPv6 /64 alone holds 2^64). */
@@ -226,7 +243,7 @@ export const configSchema = z
       pruneIntervalMs: ms.default(60_000),
       /** Bans are written this long after a change, so a burst of bans costs one write. */
       saveDelayMs: nonNegativeInt.default(1_000),
-      /** How often the bans file is checked for changes made by `ftpsd ban` or another node. 0 disables. */
+      /** How often the bans in the store are re-read for changes made by `ftpsd ban` or another node. 0 disables. */
       fileWatchIntervalMs: nonNegativeInt.default(2_000),
       scores: section({
         failedLogin: nonNegativeInt.default(1),

@@ -155,10 +155,10 @@ export class ControlServer {
     else this.#waitingPerIp.set(ip, n);
   }
 
-  /** Counts a logged-in session against limits.maxLoginsPerUser; it no longer counts as waiting for a login. */
-  acquireLogin(session: Session, user: string): boolean {
+  /** Counts a logged-in session against `max` (default limits.maxLoginsPerUser); it no longer counts as waiting for a login. */
+  acquireLogin(session: Session, user: string, max = this.#ctx.config.limits.maxLoginsPerUser): boolean {
     const set = this.#perUser.get(user) ?? new Set<Session>();
-    if (set.size >= this.#ctx.config.limits.maxLoginsPerUser) return false;
+    if (set.size >= max) return false;
     set.add(session);
     this.#perUser.set(user, set);
     this.#removeWaiting(session);

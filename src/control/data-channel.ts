@@ -9,6 +9,7 @@ import type { MetricsSink } from '../metrics/metrics-sink.js';
 import type { Reply } from '../protocol/reply.js';
 import type { Session } from './session.js';
 import { CidrSet } from '../defender/cidr.js';
+import { reuseWaived } from '../access/login-user.js';
 
 /** What the client reads in a 425 for each refusal: a reason a human can act on. */
 const REFUSAL_TEXT: Record<RefusalReason, string> = {
@@ -49,6 +50,7 @@ function parsedOverrides(overrides: AddressOverrides): Array<{ networks: CidrSet
 }
 
 type Active = { controller: AbortController; done: Promise<void> };
+
 
 /**
  * The session's side of the data layer: the pending data source (passive listener or active connector) and the
@@ -135,6 +137,8 @@ export class DataChannel {
   /** The user's own requireDataSessionReuse when the users file gives one, else tls.requireDataSessionReuse. */
   #requireSessionReuse(): boolean {
     const s = this.#session;
+    // A reuse exception in the user's policy waives the check until its expiry, when it lapses by itself.
+    if (s.phase.kind === 'ready' && reuseWaived(s.phase.user)) return false;
     const own = s.phase.kind === 'ready' ? s.phase.user.requireDataSessionReuse : null;
     return own ?? s.server.config.tls.requireDataSessionReuse;
   }

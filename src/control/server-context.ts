@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { LoginThrottle } from '../auth/login-throttle.js';
 import type { PasswordHasher } from '../auth/password-hasher.js';
 import type { User } from '../auth/users-file.js';
-import type { UserDirectory } from '../auth/user-directory.js';
+import type { StoreDirectory } from '../auth/store-directory.js';
 import type { CommandSpec } from '../commands/command-spec.js';
 import type { Config } from '../config/schema.js';
 import type { PassivePortPool } from '../data/passive-ports.js';
@@ -25,7 +25,7 @@ export interface ServerContext {
   readonly config: Config;
   readonly log: Logger;
   readonly certStore: CertStore;
-  readonly users: UserDirectory;
+  readonly users: StoreDirectory;
   readonly hasher: PasswordHasher;
   /** Per-account failure counts and the addresses each user logged in from (see LoginThrottle). */
   readonly loginThrottle: LoginThrottle;
@@ -41,7 +41,7 @@ export interface ServerContext {
   audit(event: string, fields: Record<string, unknown>): void;
   /** The user's storage for one session; `session` identifies it in security audit events. */
   createStorage(user: User, session: { sid: string; ip: string }): StorageSession;
-  /** Counts a login against limits.maxLoginsPerUser; false when the user is at the limit. */
-  acquireLogin(session: Session, user: string): boolean;
+  /** Counts a login against the user's session limit (its policy, else limits.maxLoginsPerUser); false at the limit. */
+  acquireLogin(session: Session, user: string, account?: User): boolean;
   sessionEnded(session: Session, reason: string): void;
 }

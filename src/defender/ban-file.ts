@@ -27,6 +27,42 @@ export interface BanFileState {
   offences: OffenceRecord[];
 }
 
+/** The addresses one write changes: present ones are stored as given, removed ones deleted. */
+export interface BanChanges {
+  bans: BanRecord[];
+  removedBans: string[];
+  offences: OffenceRecord[];
+  removedOffences: string[];
+}
+
+/** Where the defender keeps bans: the store (the server, `ftpsd ban`) or a file. A file answers synchronously. */
+export interface BanPersistence {
+  /** For log lines: the file or the store's location. */
+  readonly describe: string;
+  load(now: number): BanFileState | Promise<BanFileState>;
+  save(changes: BanChanges, now: number): void | Promise<void>;
+}
+
+/**
+ * A bans file as persistence: each save reads the file, applies the changed addresses and writes it back, so what
+ * another process wrote for other addresses is kept; a file that does not parse is never overwritten.
+ */
+export function fileBanPersistence(file: string): BanPersistence {
+  return {
+    describe: file,
+    load: (now) => readBanFile(file, now),
+    save(changes, now) {
+      const state = readBanFile(file, now);
+      const drop = new Set([...changes.removedBans, ...changes.bans.map((b) => b.ip)]);
+      const dropOffences = new Set([...changes.removedOffences, ...changes.offences.map((o) => o.ip)]);
+      writeBanFile(file, {
+        bans: [...state.bans.filter((b) => !drop.has(b.ip)), ...changes.bans],
+        offences: [...state.offences.filter((o) => !dropOffences.has(o.ip)), ...changes.offences],
+      });
+    },
+  };
+}
+
 export class BanFileError extends Error {
   constructor(
     readonly file: string,

@@ -1,13 +1,12 @@
 import { EventEmitter } from 'node:events';
-import { type Stats, unwatchFile, watchFile } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
-import { type BanRecord, type OffenceRecord, readBanFile, writeBanFile } from './ban-file.js';
+import { type BanFileState, type BanPersistence, type BanRecord, fileBanPersistence, type OffenceRecord } from './ban-file.js';
 import { canonicalIp, CidrSet, normalizeIp } from './cidr.js';
 
 // Scores misbehaviour per IP over a sliding window and bans an IP whose score reaches the threshold. Repeat offenders
-// get longer bans. Bans and offence history live in a JSON file so they survive restarts and so `ftpsd ban` (or
-// another node sharing the file) can change them while the server runs.
+// get longer bans. Bans and offence history persist (in the store; a JSON file for tools and tests) so they survive
+// restarts and so `ftpsd ban` (or another node sharing the store) can change them while the server runs.
 
 export type DefenderConfig = Config['defender'];
 export type OffenceKind = keyof DefenderConfig['scores'];
@@ -31,8 +30,10 @@ export interface DefenderEvents {
 
 export interface DefenderOptions {
   config: DefenderConfig;
-  /** Resolved path of the bans file (see resolveBansFile). */
-  file: string;
+  /** Where bans persist: the store's (see store/ban-repo.ts), or a JSON file given by `file`. */
+  persistence?: BanPersistence;
+  /** A bans file, when no persistence is given. */
+  file?: string;
   log: Logger;
   /** Clock, for tests. */
   now?: () => number;
@@ -57,7 +58,7 @@ interface Hit {
 
 export class Defender extends EventEmitter<DefenderEvents> {
   readonly #config: DefenderConfig;
-  readonly #file: string;
+  readonly #store: BanPersistence;
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #allow: CidrSet;
@@ -65,30 +66,54 @@ export class Defender extends EventEmitter<DefenderEvents> {
   readonly #hits = new Map<string, Hit[]>();
   readonly #bans = new Map<string, BanRecord>();
   readonly #offences = new Map<string, OffenceRecord>();
-  /** IPs changed in memory since the last write; for them memory wins over the file when merging. */
-  readonly #dirty = new Set<string>();
+  /** IPs changed in memory since the last write, with a change counter; for them memory wins when merging. */
+  readonly #dirty = new Map<string, number>();
+  #changes = 0;
   #saveTimer: NodeJS.Timeout | null = null;
   readonly #pruneTimer: NodeJS.Timeout;
-  #watching = false;
-  #flushing = false;
+  #watchTimer: NodeJS.Timeout | null = null;
+  /** Loads and saves run one at a time, in order. */
+  #io: Promise<unknown> = Promise.resolve();
   #closed = false;
+  #closing: Promise<void> | null = null;
+  /** Settles once the persisted bans are loaded (at once for a file). */
+  readonly ready: Promise<void>;
 
   constructor(options: DefenderOptions) {
     super();
     this.#config = options.config;
-    this.#file = options.file;
+    if (options.persistence === undefined && options.file === undefined) throw new TypeError('Defender needs persistence or a file');
+    this.#store = options.persistence ?? fileBanPersistence(options.file!);
     this.#log = options.log;
     this.#now = options.now ?? Date.now;
     this.#allow = new CidrSet(options.config.allowList);
-    this.#merge(true);
-    if (this.#bans.size > 0) this.#log.info({ event: 'bans_loaded', bans: this.#bans.size, file: this.#file }, 'defender bans loaded');
+    const loaded = () => {
+      if (this.#bans.size > 0) this.#log.info({ event: 'bans_loaded', bans: this.#bans.size, from: this.#store.describe }, 'defender bans loaded');
+    };
+    let first: BanFileState | Promise<BanFileState> | null = null;
+    try {
+      first = this.#store.load(this.#now());
+    } catch (err) {
+      this.#unreadable(err);
+    }
+    if (first instanceof Promise) {
+      this.ready = first.then((state) => {
+        this.#merge(state, true);
+        loaded();
+      }, (err: unknown) => this.#unreadable(err));
+      this.#io = this.ready;
+    } else {
+      if (first !== null) this.#merge(first, true);
+      loaded();
+      this.ready = Promise.resolve();
+    }
     this.#pruneTimer = setInterval(() => this.prune(), this.#config.pruneIntervalMs);
     this.#pruneTimer.unref();
     if (this.#config.fileWatchIntervalMs > 0) {
-      // watchFile polls stat(), which also works on network file systems where inotify sees no remote changes.
-      // persistent: false is the unref of a stat watcher: it never keeps the process alive.
-      watchFile(this.#file, { interval: this.#config.fileWatchIntervalMs, persistent: false }, this.#onFileChange);
-      this.#watching = true;
+      // Polling works alike for a file (also on network file systems, where inotify sees no remote changes) and for
+      // the store, where `ftpsd ban` and other nodes write.
+      this.#watchTimer = setInterval(() => void this.reload(), this.#config.fileWatchIntervalMs);
+      this.#watchTimer.unref();
     }
   }
 
@@ -174,18 +199,30 @@ export class Defender extends EventEmitter<DefenderEvents> {
    * construction, when the file changes on disk, and by the server on SIGHUP. Returns false when the file could not
    * be read (logged); memory is then left as it was.
    */
-  reload(): boolean {
-    return this.#merge(false);
+  reload(): Promise<boolean> {
+    const run = this.#io.then(() => this.#load());
+    this.#io = run;
+    return run;
   }
 
-  #merge(quiet: boolean): boolean {
-    let state;
+  async #load(): Promise<boolean> {
+    if (this.#closed) return false;
+    let state: BanFileState;
     try {
-      state = readBanFile(this.#file, this.#now());
+      state = await this.#store.load(this.#now());
     } catch (err) {
-      this.#log.error({ err, file: this.#file }, 'defender bans file unreadable');
+      this.#unreadable(err);
       return false;
     }
+    this.#merge(state, false);
+    return true;
+  }
+
+  #unreadable(err: unknown): void {
+    this.#log.error({ err, from: this.#store.describe }, 'defender bans unreadable');
+  }
+
+  #merge(state: BanFileState, quiet: boolean): void {
     const now = this.#now();
     const fileBans = new Map(state.bans.map((b) => [b.ip, b]));
     for (const [ip, ban] of this.#bans) {
@@ -216,7 +253,6 @@ export class Defender extends EventEmitter<DefenderEvents> {
     this.#evictOver(this.#bans);
     this.#evictOver(this.#offences);
     if (this.#dirty.size > 0) this.#scheduleSave();
-    return true;
   }
 
   /** Drops expired bans, stale scores and forgotten offences. Runs every defender.pruneIntervalMs. */
@@ -239,44 +275,49 @@ export class Defender extends EventEmitter<DefenderEvents> {
     }
   }
 
-  /** Writes pending changes now instead of after defender.saveDelayMs. */
-  flush(): void {
+  /** Writes pending changes now instead of after defender.saveDelayMs. Writes run one at a time. */
+  flush(): Promise<void> {
     if (this.#saveTimer !== null) clearTimeout(this.#saveTimer);
     this.#saveTimer = null;
-    if (this.#dirty.size === 0) return;
-    // Read-merge-write with synchronous calls, so nothing else in this process changes the state in between and a
-    // concurrent `ftpsd ban` is lost only if it lands within this one function. The file holds at most
-    // maxTrackedIps entries and writes are debounced.
-    this.#flushing = true;
-    let merged: boolean;
-    try {
-      merged = this.#merge(false);
-    } finally {
-      this.#flushing = false;
-    }
-    // Never overwrite a file that could not be parsed: it may hold an administrator's edit with a typo. The
-    // changes stay pending and are written by the next flush after the file is fixed.
-    if (!merged) return;
-    const now = this.#now();
-    try {
-      writeBanFile(this.#file, {
-        bans: [...this.#bans.values()].filter((b) => b.until > now),
-        offences: [...this.#offences.values()].filter((o) => o.lastBanAt + this.#config.offenceMemoryMs > now),
-      });
-      this.#dirty.clear();
-    } catch (err) {
-      this.#log.error({ err, file: this.#file }, 'defender bans file not saved');
-    }
+    const run = this.#io.then(() => this.#save());
+    this.#io = run;
+    return run;
   }
 
-  /** Flushes pending changes and stops the timers and the file watch. Idempotent. */
-  close(): void {
-    if (this.#closed) return;
+  async #save(): Promise<void> {
+    if (this.#dirty.size === 0) return;
+    // Only the addresses changed here are written, each as it is in memory now: what `ftpsd ban` or another node
+    // wrote for other addresses meanwhile is left alone.
+    const snapshot = new Map(this.#dirty);
+    const now = this.#now();
+    const changes = { bans: [] as BanRecord[], removedBans: [] as string[], offences: [] as OffenceRecord[], removedOffences: [] as string[] };
+    for (const ip of snapshot.keys()) {
+      const ban = this.#bans.get(ip);
+      if (ban !== undefined && ban.until > now) changes.bans.push({ ...ban });
+      else changes.removedBans.push(ip);
+      const o = this.#offences.get(ip);
+      if (o !== undefined && o.lastBanAt + this.#config.offenceMemoryMs > now) changes.offences.push({ ...o });
+      else changes.removedOffences.push(ip);
+    }
+    try {
+      await this.#store.save(changes, now);
+    } catch (err) {
+      // The changes stay pending and go with the next write (for a file: once it parses again).
+      this.#log.error({ err, from: this.#store.describe }, 'defender bans not saved');
+      return;
+    }
+    for (const [ip, n] of snapshot) if (this.#dirty.get(ip) === n) this.#dirty.delete(ip);
+  }
+
+  /** Writes pending changes and stops the timers. Idempotent. */
+  close(): Promise<void> {
+    if (this.#closing !== null) return this.#closing;
     this.#closed = true;
     clearInterval(this.#pruneTimer);
-    if (this.#watching) unwatchFile(this.#file, this.#onFileChange);
-    this.#watching = false;
-    this.flush();
+    if (this.#watchTimer !== null) clearInterval(this.#watchTimer);
+    this.#watchTimer = null;
+    this.#closing = this.flush();
+    return this.#closing;
   }
 
   #impose(ip: string, now: number, ms: number, reason: string, details?: Record<string, unknown>): BanInfo {
@@ -313,27 +354,23 @@ export class Defender extends EventEmitter<DefenderEvents> {
     for (const ip of map.keys()) {
       if (excess-- <= 0) break;
       map.delete(ip);
-      // The file still lists it; dirty makes the next write drop it instead of the next merge bringing it back.
-      if (map !== this.#hits) this.#dirty.add(ip);
+      // The store still lists it; dirty makes the next write drop it instead of the next merge bringing it back.
+      if (map !== this.#hits) this.#dirty.set(ip, ++this.#changes);
     }
   }
 
   #markDirty(ip: string): void {
-    this.#dirty.add(ip);
+    this.#dirty.set(ip, ++this.#changes);
     this.#scheduleSave();
   }
 
   #scheduleSave(): void {
-    if (this.#closed || this.#flushing || this.#saveTimer !== null) return;
+    if (this.#closed || this.#saveTimer !== null) return;
     if (this.#config.saveDelayMs === 0) {
-      this.flush();
+      void this.flush();
       return;
     }
-    this.#saveTimer = setTimeout(() => this.flush(), this.#config.saveDelayMs);
+    this.#saveTimer = setTimeout(() => void this.flush(), this.#config.saveDelayMs);
     this.#saveTimer.unref();
   }
-
-  readonly #onFileChange = (curr: Stats, prev: Stats): void => {
-    if (curr.mtimeMs !== prev.mtimeMs || curr.size !== prev.size) this.reload();
-  };
 }

@@ -32,6 +32,7 @@ const RUNTIME_KEYS: readonly string[] = [
   'log.refusalSummaryIntervalMs',
   'limits.',
   'storage.',
+  'housekeeping.',
   'activeMode.',
   'shutdown.',
 ];

@@ -39,12 +39,12 @@ export async function reloadServer(server: ServerHandle, loadNext: () => LoadedC
 
   let users: UsersReloadOutcome;
   try {
-    const diff = server.reloadUsers();
+    const diff = await server.reloadUsers();
     users = { kind: 'reloaded', ...diff };
     log.info({ event: 'users_reloaded', added: diff.added, removed: diff.removed, count: server.users.size }, 'users reloaded');
   } catch (err) {
     users = { kind: 'invalid', problem: (err as Error).message };
-    log.error({ event: 'users_reload_failed', problem: users.problem }, 'users file invalid; keeping the previous users');
+    log.error({ event: 'users_reload_failed', problem: users.problem }, 'users could not be read from the store; keeping the previous ones');
   }
 
   const certificateChanged = await server.reloadCertificate();

@@ -9,8 +9,8 @@ import { runProcess, type RunResult } from '../helpers/clients.js';
 import { ControlClient } from '../helpers/control-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
-// `ftpsd user add|passwd|list|del` through the built binary, against the users file of a running server that is
-// told to reload between steps (as SIGHUP does).
+// `ftpsd user add|passwd|list|del|show|disable|enable` through the built binary, against the store of a running
+// server: each change applies at the next login, without a reload.
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'ftpsd.js');
@@ -18,15 +18,15 @@ const BIN = join(ROOT, 'bin', 'ftpsd.js');
 describe('ftpsd user', () => {
   let srv: TestServer;
   let configFile: string;
-  let usersFile: string;
+  let storeFile: string;
   const clients: ControlClient[] = [];
 
   before(async () => {
     assert.ok(existsSync(join(ROOT, 'dist', 'cli.js')), 'dist/ is missing: build with npx tsc -p tsconfig.json');
     srv = await startTestServer({ users: [{ name: 'alice', password: 'alice-cli-pw' }], config: { defender: { enabled: false } } });
-    usersFile = join(srv.dir, 'users.yaml');
+    storeFile = join(srv.storeDir, 'ftpsd.db');
     configFile = join(srv.dir, 'ftpsd.yaml');
-    await writeFile(configFile, stringify({ users: { file: usersFile } }));
+    await writeFile(configFile, stringify({ users: { file: join(srv.dir, 'users.yaml') }, store: { path: storeFile } }));
   });
 
   after(async () => {
@@ -46,22 +46,21 @@ describe('ftpsd user', () => {
     return r.code;
   }
 
-  it('add, login, passwd, list, del: each step is what the server sees after a reload', async () => {
+  it('add, login, passwd, list, del: each step is what the server sees at the next login', async () => {
     const home = join(srv.dir, 'homes', 'bob');
     const add = await cli(['add', 'bob', '--home', home], 'bob-first-pw\n');
     assert.equal(add.code, 0, add.stderr);
     assert.match(add.stdout, /user bob added/);
-    const stored = await readFile(usersFile, 'utf8');
-    assert.match(stored, /\$argon2id\$/);
+    const stored = await readFile(storeFile);
+    assert.ok(stored.includes('$argon2id$') || (await readFile(`${storeFile}-wal`).catch(() => Buffer.alloc(0))).includes('$argon2id$'), 'an argon2id hash is stored');
     assert.ok(!stored.includes('bob-first-pw'), 'only the hash is stored');
-    assert.equal(await login('bob', 'bob-first-pw'), 530, 'not known before the reload');
-    assert.deepEqual(srv.server.reloadUsers(), { added: ['bob'], removed: [] });
-    assert.equal(await login('bob', 'bob-first-pw'), 230);
+    assert.equal(await login('bob', 'bob-first-pw'), 230, 'known at once');
+    await srv.server.reloadUsers(); // the store watch may have seen the change first
+    assert.equal(srv.server.users.size, 2, 'the server counts bob');
     assert.equal(await login('alice', 'alice-cli-pw'), 230, 'other users are kept');
 
     const passwd = await cli(['passwd', 'bob'], 'bob-second-pw\n');
     assert.equal(passwd.code, 0, passwd.stderr);
-    srv.server.reloadUsers();
     assert.equal(await login('bob', 'bob-first-pw'), 530, 'old password refused');
     assert.equal(await login('bob', 'bob-second-pw'), 230, 'new password accepted');
 
@@ -71,20 +70,20 @@ describe('ftpsd user', () => {
     assert.deepEqual(rows.map((r) => r.split('\t')[0]), ['alice', 'bob']);
     const bob = rows.find((r) => r.startsWith('bob\t'))!;
     assert.ok(bob.includes(`home=${home}`), bob);
-    assert.match(bob, /permissions=list,download,upload,delete,rename,mkdir/);
+    assert.match(bob, /permissions=list,download,upload,overwrite,delete,rename,mkdir/);
     assert.ok(!list.stdout.includes('$argon2'), 'list shows no hashes');
 
     const del = await cli(['del', 'bob']);
     assert.equal(del.code, 0, del.stderr);
-    assert.deepEqual(srv.server.reloadUsers(), { added: [], removed: ['bob'] });
     assert.equal(await login('bob', 'bob-second-pw'), 530);
+    await srv.server.reloadUsers();
+    assert.ok(srv.server.users.size >= 1);
     assert.equal(await login('alice', 'alice-cli-pw'), 230);
   });
 
   it('add --perms limits what the user may do', async () => {
     const add = await cli(['add', 'carol', '--home', join(srv.dir, 'homes', 'carol'), '--perms', 'list,download'], 'carol-pw\n');
     assert.equal(add.code, 0, add.stderr);
-    srv.server.reloadUsers();
     const c = await ControlClient.connect(srv.port);
     clients.push(c);
     await c.read();
@@ -99,12 +98,36 @@ describe('ftpsd user', () => {
     const list = await cli(['list']);
     const row = list.stdout.split('\n').find((r) => r.startsWith('hugo\t'));
     assert.match(row ?? '', /\tupload-rate=0\tdownload-rate=1048576/);
-    srv.server.reloadUsers();
     assert.equal(await login('hugo', 'hugo-pw'), 230);
   });
 
-  it('refuses mistakes with a non-zero exit and a clear message, leaving the users file alone', async () => {
-    const before = await readFile(usersFile, 'utf8');
+  it('show tells each effective value and its source; disable closes an open session at once, enable lets it back', async () => {
+    assert.equal(await login('alice', 'alice-cli-pw'), 230);
+    const show = await cli(['show', 'alice']);
+    assert.equal(show.code, 0, show.stderr);
+    assert.match(show.stdout, /^user alice$/m);
+    assert.match(show.stdout, /status\s+enabled/);
+    assert.match(show.stdout, /last login\s+\d{4}-/, 'earlier logins are recorded');
+    assert.match(show.stdout, /\/ -> home at .*homes\/alice \(user\)/);
+    assert.match(show.stdout, /\/\s+list,download,upload,overwrite,delete,rename,mkdir \(user\)/);
+    assert.match(show.stdout, /maxSessions\s+20 \(limits\.maxLoginsPerUser\) \(default\)/);
+
+    const open = await ControlClient.loggedIn(srv.port, 'alice', 'alice-cli-pw');
+    clients.push(open);
+    const disable = await cli(['disable', 'alice']);
+    assert.equal(disable.code, 0, disable.stderr);
+    const goodbye = await open.read();
+    assert.equal(goodbye?.code, 421, 'the open session is closed');
+    assert.match(goodbye.text, /disabled/);
+    assert.equal(await login('alice', 'alice-cli-pw'), 530, 'no new login');
+    assert.match((await cli(['show', 'alice'])).stdout, /status\s+disabled/);
+    assert.ok(srv.logs().some((l) => l.event === 'store_change' && l.action === 'disable' && l.name === 'alice'), 'the change is in the audit trail');
+    assert.equal((await cli(['enable', 'alice'])).code, 0);
+    assert.equal(await login('alice', 'alice-cli-pw'), 230);
+  });
+
+  it('refuses mistakes with a non-zero exit and a clear message, leaving the store alone', async () => {
+    const before = (await cli(['list'])).stdout;
     const home = join(srv.dir, 'homes', 'x');
     const [dup, unknownPasswd, unknownDel, badPerms, badName, noPassword, noHome, badRate] = await Promise.all([
       cli(['add', 'alice', '--home', home], 'pw\n'),
@@ -128,6 +151,6 @@ describe('ftpsd user', () => {
     check(noPassword, /no password/, 'empty standard input');
     check(noHome, /--home/, 'missing --home');
     check(badRate, /--upload-rate takes a whole number of bytes per second/, 'a rate that is not a number');
-    assert.equal(await readFile(usersFile, 'utf8'), before, 'users file unchanged');
+    assert.equal((await cli(['list'])).stdout, before, 'users unchanged');
   });
 });

@@ -12,6 +12,8 @@ import { stringify } from 'yaml';
 import { runCurl } from '../helpers/clients.js';
 import { ControlClient } from '../helpers/control-client.js';
 import { passiveRange } from '../helpers/server.js';
+import { openStore } from '../../src/store/open-store.js';
+import { loadPartners } from '../../src/store/partner-repo.js';
 
 // First start of `ftpsd serve` in an empty directory: a demo user with a password shown once, a self-signed
 // certificate generated and reused on the next start.
@@ -109,11 +111,15 @@ describe('first start of ftpsd serve', () => {
       assert.equal(first.stderr().split(password).length - 1, 1, 'printed once');
       assert.ok(!first.stdout().includes(password), 'the password is not in the log');
 
-      const users = await readFile(join(dir, 'config', 'users.yaml'), 'utf8');
-      assert.match(users, /demo:/);
-      assert.match(users, /\$argon2id\$/);
-      assert.ok(!users.includes(password), 'users file holds the hash, not the password');
-      assert.equal((await stat(join(dir, 'config', 'users.yaml'))).mode & 0o777, 0o600);
+      const store = await openStore({ path: join(dir, 'data', 'ftpsd.db'), url: '' });
+      try {
+        const demo = (await loadPartners(store.db)).users.demo;
+        assert.match(demo?.passwordHash ?? '', /^\$argon2id\$/, 'the store holds the hash, not the password');
+        assert.deepEqual(demo?.permissions, { '/': ['list', 'download', 'upload', 'overwrite', 'delete', 'rename', 'mkdir'] });
+      } finally {
+        await store.close();
+      }
+      assert.equal(existsSync(join(dir, 'config', 'users.yaml')), false, 'no users file is written any more');
 
       const certPem = await readFile(join(dir, 'certs', 'self-signed.crt'), 'utf8');
       assert.ok(existsSync(join(dir, 'certs', 'self-signed.key')));

@@ -3,7 +3,6 @@ import { X509Certificate } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { readUsersFile, writeUsersFile } from '../../src/auth/users-file.js';
 import { createSelfSignedCertificate } from '../../src/tls/self-signed.js';
 import { runCurl } from '../helpers/clients.js';
 import { ControlClient } from '../helpers/control-client.js';
@@ -22,16 +21,11 @@ describe('per-user access policy', () => {
   let otherCert: { keyPem: string; certPem: string };
 
   before(async () => {
-    t = await startTestServer({ users: [ALICE, CAROL, DAVE], config: { defender: { threshold: 1_000 } } });
     carolCert = await createSelfSignedCertificate({ names: ['carol.partner.example'] });
     otherCert = await createSelfSignedCertificate({ names: ['mallory.example'] });
     // The fingerprint as an operator pastes it from `openssl x509 -fingerprint -sha256`: upper case with colons.
     const fingerprint = new X509Certificate(carolCert.certPem).fingerprint256;
-    const file = t.server.users.file;
-    const data = readUsersFile(file);
-    data.users.carol!.clientCertificates = [fingerprint];
-    await writeUsersFile(file, data);
-    t.server.reloadUsers();
+    t = await startTestServer({ users: [ALICE, { ...CAROL, clientCertificates: [fingerprint] }, DAVE], config: { defender: { threshold: 1_000 } } });
     await writeHomeFile(t, 'carol', 'report.csv', 'a,b\n1,2\n');
     await writeFile(join(t.dir, 'carol.crt'), carolCert.certPem);
     await writeFile(join(t.dir, 'carol.key'), carolCert.keyPem);

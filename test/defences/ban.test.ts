@@ -75,17 +75,17 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T 
 describe('defender bans', () => {
   let t: TestServer;
   let stateDir: string;
-  let bansFile: string;
+  let storeFile: string;
   let configFile: string;
 
   before(async () => {
     stateDir = await mkdtemp(join(tmpdir(), 'ftpsd-defences-bans-'));
-    bansFile = join(stateDir, 'bans.json');
+    storeFile = join(stateDir, 'ftpsd.db');
     configFile = join(stateDir, 'ftpsd.yaml');
-    await writeFile(configFile, `users:\n  file: ${join(stateDir, 'users.yaml')}\ndefender:\n  file: ${bansFile}\n  allowList: ["127.0.0.8/32"]\n`);
+    await writeFile(configFile, `users:\n  file: ${join(stateDir, 'users.yaml')}\nstore:\n  path: ${storeFile}\ndefender:\n  allowList: ["127.0.0.8/32"]\n`);
     t = await startTestServer({
       users: [ALICE],
-      config: { defender: { file: bansFile, allowList: ['127.0.0.8/32'], fileWatchIntervalMs: 100, saveDelayMs: 0 } },
+      config: { store: { path: storeFile }, defender: { allowList: ['127.0.0.8/32'], fileWatchIntervalMs: 100, saveDelayMs: 0 } },
     });
     await writeHomeFile(t, 'alice', 'file.txt', 'data\n');
   });
@@ -94,7 +94,7 @@ describe('defender bans', () => {
     await rm(stateDir, { recursive: true, force: true });
   });
 
-  /** `ftpsd ban ...` as an operator runs it, against the same bans file. */
+  /** `ftpsd ban ...` as an operator runs it, against the same store. */
   function banCli(...args: string[]) {
     return runProcess(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'ban', ...args, '--config', configFile], { timeoutMs: 20_000 });
   }
@@ -169,7 +169,7 @@ describe('defender bans', () => {
     assert.match(r.stderr, /allowList/);
   });
 
-  it('ftpsd ban add/list/remove change the bans file, and the running server follows it', async () => {
+  it('ftpsd ban add/list/remove change the bans in the store, and the running server follows them', async () => {
     const ip = '127.0.0.9';
     assert.equal((await greetingFrom(t.port, ip))?.code, 220);
     const added = await banCli('add', ip, '--minutes', '5', '--reason', 'operator');
@@ -180,20 +180,19 @@ describe('defender bans', () => {
     const listed = await banCli('list');
     assert.equal(listed.code, 0, listed.stderr);
     assert.match(listed.stdout, /^127\.0\.0\.9\s+\S+Z\s+\S+.*\s+operator$/m);
-    assert.match(listed.stdout, /^127\.0\.0\.5\s+.*failedLogin$/m, 'bans the server imposed are in the same file');
+    assert.match(listed.stdout, /^127\.0\.0\.5\s+.*failedLogin$/m, 'bans the server imposed are in the same store');
 
     const removed = await banCli('remove', ip);
     assert.equal(removed.code, 0, removed.stderr);
     assert.match(removed.stdout, /unbanned 127\.0\.0\.9/);
     await waitFor('the server to lift the ban', async () => ((await greetingFrom(t.port, ip))?.code === 220 ? true : undefined));
-    const saved = JSON.parse(await readFile(bansFile, 'utf8')) as { bans: Array<{ ip: string }> };
-    assert.ok(!saved.bans.some((b) => b.ip === ip));
+    assert.doesNotMatch((await banCli('list')).stdout, /^127\.0\.0\.9\s/m);
   });
 
-  it('bans survive a restart on the same bans file', async () => {
-    // Stop the server (it saves its bans), then start a new one on the same defender.file.
+  it('bans survive a restart on the same store', async () => {
+    // Stop the server (it saves its bans), then start a new one on the same store.
     await t.close();
-    const next = await startTestServer({ users: [ALICE], config: { defender: { file: bansFile } } });
+    const next = await startTestServer({ users: [ALICE], config: { store: { path: storeFile } } });
     t = next;
     assert.ok(next.logs().some((l) => l.event === 'bans_loaded'));
     assert.equal((await greetingFrom(next.port, '127.0.0.5'))?.code, 421, 'the failed-login ban is still in force');

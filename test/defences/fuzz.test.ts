@@ -161,7 +161,7 @@ describe('control channel fuzzing', () => {
       },
     });
     await writeHomeFile(t, 'alice', 'file.txt', 'some content\n');
-    outsideBefore = await snapshotTree(t.dir, t.home('alice'));
+    outsideBefore = await snapshotTree(t.dir, [t.home('alice'), t.storeDir]);
   });
   after(() => t.close());
 
@@ -258,6 +258,6 @@ describe('control channel fuzzing', () => {
     console.log(`# rss ${rssStart} -> ${rssEnd} (${Math.round((rssEnd - rssStart) / 1048576)} MiB more)`);
     assert.ok(rssEnd < rssStart + RSS_BOUND_BYTES, `RSS grew from ${rssStart} to ${rssEnd}`);
 
-    assert.deepEqual(await snapshotTree(t.dir, t.home('alice')), outsideBefore, 'nothing outside the home was created or changed');
+    assert.deepEqual(await snapshotTree(t.dir, [t.home('alice'), t.storeDir]), outsideBefore, 'nothing outside the home was created or changed');
   });
 });

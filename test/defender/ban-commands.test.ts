@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -8,6 +8,8 @@ import { registerBanCommands } from '../../src/cli/ban-commands.js';
 import { loadConfig } from '../../src/config/load.js';
 import { Defender } from '../../src/defender/defender.js';
 import { createLogger } from '../../src/log/logger.js';
+import { loadBans, storeBanPersistence } from '../../src/store/ban-repo.js';
+import { openStore } from '../../src/store/open-store.js';
 
 let dir: string;
 let configFile: string;
@@ -21,13 +23,6 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/**
- * fs.watchFile takes its first stat asynchronously and compares later ones with it; a change made before that first
- * stat becomes the baseline and goes unseen. A server starts watching long before anyone runs `ftpsd ban`; a test
- * has to wait for it.
- */
-const WATCH_BASELINE_MS = 500;
-const watcherBaseline = () => new Promise((resolve) => setTimeout(resolve, WATCH_BASELINE_MS));
 
 async function run(...args: string[]): Promise<{ out: string[]; err: string[]; code: number }> {
   const out: string[] = [];
@@ -45,19 +40,21 @@ async function run(...args: string[]): Promise<{ out: string[]; err: string[]; c
 }
 
 describe('ftpsd ban', () => {
-  const bansFile = () => join(dir, 'conf', 'bans.json');
-
-  it('adds, lists and removes bans in bans.json beside the users file', async () => {
+  it('adds, lists and removes bans in the store', async () => {
     const added = await run('ban', 'add', '::ffff:192.0.2.5', '--minutes', '5', '--reason', 'scanner');
     assert.equal(added.code, 0, added.err.join('\n'));
     assert.match(added.out[0]!, /^banned 192\.0\.2\.5 until \d{4}-\d\d-\d\dT.*Z \(5m, offence 1\)$/);
-    const saved = JSON.parse(await readFile(bansFile(), 'utf8')) as { bans: { ip: string; reason: string }[] };
-    assert.deepEqual(saved.bans.map((b) => [b.ip, b.reason]), [['192.0.2.5', 'scanner']]);
+    const store = await openStore({ path: join(dir, 'data', 'ftpsd.db'), url: '' });
+    try {
+      assert.deepEqual((await loadBans(store.db, Date.now())).bans.map((b) => [b.ip, b.reason]), [['192.0.2.5', 'scanner']]);
+    } finally {
+      await store.close();
+    }
 
     await run('ban', 'add', '2001:db8::1'); // default duration: defender.banMs
     const listed = await run('ban', 'list');
     assert.equal(listed.code, 0);
-    assert.equal(listed.out[0], `bans file: ${bansFile()}`);
+    assert.equal(listed.out[0], `bans in: ${join(dir, 'data', 'ftpsd.db')}`);
     assert.match(listed.out[1]!, /^IP\s+UNTIL \(UTC\)\s+LEFT\s+OFFENCES\s+REASON$/);
     assert.match(listed.out[2]!, /^192\.0\.2\.5\s+\S+Z\s+(4m 5\ds|5m)\s+1\s+scanner$/);
     assert.match(listed.out[3]!, /^2001:db8::1\s+\S+Z\s+(9m 5\ds|10m)\s+1\s+manual$/);
@@ -85,20 +82,12 @@ describe('ftpsd ban', () => {
     assert.deepEqual((await run('ban', 'list')).out.slice(1), ['no active bans']);
   });
 
-  it('reports an unparsable bans file instead of overwriting it', async () => {
-    await writeFile(bansFile(), '{"bans": [');
-    const r = await run('ban', 'add', '192.0.2.9');
-    assert.equal(r.code, 1);
-    assert.match(r.err[0]!, /bans\.json: is not valid JSON/);
-    assert.equal(await readFile(bansFile(), 'utf8'), '{"bans": [');
-    await rm(bansFile());
-  });
-
-  it('reaches a running server through the watched file', async () => {
+  it('reaches a running server through the store', async () => {
     const { config } = loadConfig(configFile, {}, dir);
-    const server = new Defender({ config: { ...config.defender, fileWatchIntervalMs: 20 }, file: bansFile(), log: createLogger('silent') });
+    const store = await openStore({ path: join(dir, 'data', 'ftpsd.db'), url: '' });
+    const server = new Defender({ config: { ...config.defender, fileWatchIntervalMs: 20 }, persistence: storeBanPersistence(store.db, store.location), log: createLogger('silent') });
     try {
-      await watcherBaseline();
+      await server.ready;
       const banned = new Promise<string>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('no ban event within 5 s')), 5000);
         server.once('ban', (b) => {
@@ -110,7 +99,8 @@ describe('ftpsd ban', () => {
       assert.equal(await banned, '198.51.100.77');
       assert.equal(server.isBanned('198.51.100.77'), true);
     } finally {
-      server.close();
+      await server.close();
+      await store.close();
     }
   });
 });

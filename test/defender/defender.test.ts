@@ -175,7 +175,7 @@ describe('Defender persistence', () => {
     const first = harness({}, file, clock);
     for (let i = 0; i < 3; i++) first.defender.record('192.0.2.10', 'failedLogin');
     first.defender.ban('192.0.2.11', 1000, 'short');
-    first.defender.close();
+    await first.defender.close();
     const saved = JSON.parse(await readFile(file, 'utf8')) as { bans: { ip: string }[] };
     assert.deepEqual(saved.bans.map((b) => b.ip).sort(), ['192.0.2.10', '192.0.2.11']);
     assert.deepEqual((await readdir(dir)).filter((n) => n.endsWith('.tmp')), [], 'no temporary file left behind');
@@ -192,7 +192,7 @@ describe('Defender persistence', () => {
     assert.ok(ban);
     assert.equal(ban.offences, 2);
     assert.equal(ban.until - clock.t, 20 * MINUTE, 'the offence before the restart doubles this ban');
-    second.defender.close();
+    await second.defender.close();
   });
 
   it('forgets offences on unban, so the next ban is short again', () => {
@@ -214,9 +214,9 @@ describe('Defender persistence', () => {
     await writeFile(file, '{ "bans": [ oops');
     const h = harness({}, file);
     h.defender.ban('192.0.2.30', MINUTE, 'manual');
-    h.defender.close();
+    await h.defender.close();
     assert.equal(await readFile(file, 'utf8'), '{ "bans": [ oops');
-    assert.ok(h.logs.some((l) => l.msg === 'defender bans file unreadable'));
+    assert.ok(h.logs.some((l) => l.msg === 'defender bans unreadable'));
   });
 
   it('applies changes another process makes to the file while running', async () => {
@@ -231,7 +231,7 @@ describe('Defender persistence', () => {
     const cli = new Defender({ config: config(), file, log });
     const banned = waitEvent(server, 'ban');
     cli.ban('192.0.2.40', 10 * MINUTE, 'by hand');
-    cli.close();
+    await cli.close();
     const [info] = (await banned) as [BanInfo];
     assert.equal(info.ip, '192.0.2.40');
     assert.equal(server.isBanned('192.0.2.40'), true);
@@ -241,11 +241,11 @@ describe('Defender persistence', () => {
     const cli2 = new Defender({ config: config(), file, log });
     const unbanned = waitEvent(server, 'unban');
     cli2.unban('192.0.2.40');
-    cli2.close();
+    await cli2.close();
     assert.deepEqual(await unbanned, [{ ip: '192.0.2.40', reason: 'file' }]);
     assert.equal(server.isBanned('192.0.2.40'), false);
     assert.equal(server.isBanned('192.0.2.41'), true);
-    server.close();
+    await server.close();
     const saved = JSON.parse(await readFile(file, 'utf8')) as { bans: { ip: string }[] };
     assert.deepEqual(saved.bans.map((b) => b.ip), ['192.0.2.41']);
   });

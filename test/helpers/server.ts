@@ -16,6 +16,8 @@ export interface TestUser {
   password: string;
   permissions?: UserRecord['permissions'];
   allowedNetworks?: string[];
+  /** SHA-256 fingerprints of client certificates that map to this user. */
+  clientCertificates?: string[];
   uploadBytesPerSecond?: number;
   downloadBytesPerSecond?: number;
   requireDataSessionReuse?: boolean;
@@ -25,6 +27,8 @@ export interface TestServer {
   server: ServerHandle;
   port: number;
   dir: string;
+  /** The folder holding the server's store (SQLite database), which changes as users log in. */
+  storeDir: string;
   /** Home directory of a user (created). */
   home(user: string): string;
   /** Every log line written so far, parsed. */
@@ -74,7 +78,7 @@ export async function startTestServer(opts: { users?: TestUser[]; config?: Confi
       home: join(dir, 'homes', u.name),
       permissions: u.permissions ?? ['list', 'download', 'upload', 'delete', 'rename', 'mkdir'],
       allowedNetworks: u.allowedNetworks ?? [],
-      clientCertificates: [],
+      clientCertificates: u.clientCertificates ?? [],
       disabled: false,
       ...(u.uploadBytesPerSecond === undefined ? {} : { uploadBytesPerSecond: u.uploadBytesPerSecond }),
       ...(u.downloadBytesPerSecond === undefined ? {} : { downloadBytesPerSecond: u.downloadBytesPerSecond }),
@@ -92,6 +96,7 @@ export async function startTestServer(opts: { users?: TestUser[]; config?: Confi
       tls: { selfSignedDir: join(dir, 'certs'), ...input.tls },
       limits: { failedLoginDelayMs: 50, ...input.limits },
       defender: { file: join(dir, 'bans.json'), ...input.defender },
+      store: { path: join(dir, 'state', 'ftpsd.db'), ...input.store },
     },
     'test config',
   );
@@ -102,6 +107,7 @@ export async function startTestServer(opts: { users?: TestUser[]; config?: Confi
     server,
     port: server.port,
     dir,
+    storeDir: join(dir, 'state'),
     home: (user) => join(dir, 'homes', user),
     logs: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
     async close() {

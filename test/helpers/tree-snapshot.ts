@@ -6,15 +6,16 @@ import { join, relative } from 'node:path';
 export type TreeSnapshot = Map<string, string>;
 
 /**
- * Every entry below `root` except `skip` (a path to leave out with all below it, or ''), so a test can show that
+ * Every entry below `root` except `skip` (paths to leave out with all below them, or ''), so a test can show that
  * nothing there was created, changed or removed.
  */
-export async function snapshotTree(root: string, skip: string): Promise<TreeSnapshot> {
+export async function snapshotTree(root: string, skip: string | readonly string[]): Promise<TreeSnapshot> {
+  const skipped = new Set(typeof skip === 'string' ? [skip] : skip);
   const out: TreeSnapshot = new Map();
   const walk = async (dir: string): Promise<void> => {
     for (const name of (await readdir(dir)).sort()) {
       const p = join(dir, name);
-      if (p === skip) continue;
+      if (skipped.has(p)) continue;
       const st = await lstat(p);
       const rel = relative(root, p);
       if (st.isSymbolicLink()) out.set(rel, `link ${await readlink(p)}`);

@@ -44,7 +44,7 @@ async function greeting(port: number): Promise<string> {
 const chunk = Buffer.alloc(256 * 1024, 0x61);
 
 describe('SIGHUP', () => {
-  test('a changed users file admits a new user while an open session keeps transferring', async () => {
+  test('a user added with `ftpsd user add` logs in at once, SIGHUP reports it, and an open session keeps transferring', async () => {
     const p = await serve({ users: { alice: 'alice-secret' } });
     assert.equal(await tryLogin(p.port, 'bob', 'bob-secret'), 530);
 
@@ -56,11 +56,12 @@ describe('SIGHUP', () => {
     await new Promise<void>((r) => data.socket.write(chunk, () => r()));
 
     const mark = p.logs().length;
-    await p.writeUsers({ alice: 'alice-secret', bob: 'bob-secret' });
+    const add = await p.cli(['user', 'add', 'bob', '--home', p.home('bob')], 'bob-secret\n');
+    assert.equal(add.code, 0, add.stderr);
+    assert.equal(await tryLogin(p.port, 'bob', 'bob-secret'), 230, 'bob logs in without a reload');
     p.child.kill('SIGHUP');
     const reloaded = await p.waitForLog((l) => l.event === 'users_reloaded', mark);
-    assert.deepEqual(reloaded.added, ['bob']);
-    assert.equal(await tryLogin(p.port, 'bob', 'bob-secret'), 230, 'bob logs in after the reload');
+    assert.ok((reloaded.count as number) >= 2);
 
     await data.upload(chunk);
     assert.equal((await alice.read())?.code, 226, 'the upload that spanned the reload completes');
@@ -86,7 +87,7 @@ describe('SIGHUP', () => {
     alice.close();
   });
 
-  test('an invalid configuration or users file keeps what is running', async () => {
+  test('an invalid configuration keeps what is running', async () => {
     const p = await serve({ users: { alice: 'alice-secret' }, config: { listen: { banner: 'first banner' } } });
     assert.match(await greeting(p.port), /^220 first banner/);
 
@@ -103,11 +104,9 @@ describe('SIGHUP', () => {
     // An unknown key makes the file invalid: nothing of it applies, and the reason is logged.
     mark = p.logs().length;
     await p.writeConfig({ listen: { banner: 'third banner' }, limits: { maxSesions: 3 } });
-    await writeFile(p.usersFile, 'users: [this is not a mapping\n');
     p.child.kill('SIGHUP');
     const failed = await p.waitForLog((l) => l.event === 'config_reload_failed', mark);
     assert.match(JSON.stringify(failed.problems), /maxSesions/);
-    await p.waitForLog((l) => l.event === 'users_reload_failed', mark);
     assert.match(await greeting(p.port), /^220 second banner/, 'the running configuration is kept');
     assert.equal(await tryLogin(p.port, 'alice', 'alice-secret'), 230, 'the previous users are kept');
   });

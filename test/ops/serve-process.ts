@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { writeUsersFile, type UserRecord } from '../../src/auth/users-file.js';
+import { runProcess, type RunResult } from '../helpers/clients.js';
 import { hashPassword, passiveRange } from '../helpers/server.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -26,6 +27,8 @@ export interface ServeProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   writeConfig(extra: Record<string, unknown>): Promise<void>;
   writeUsers(users: Record<string, string>): Promise<void>;
+  /** Runs `ftpsd ARGS --config FILE` in the server's directory (so it opens the same store). */
+  cli(args: string[], input?: string): Promise<RunResult>;
   kill(): void;
 }
 
@@ -132,6 +135,7 @@ export async function startServeProcess(opts: {
     exited,
     writeConfig,
     writeUsers,
+    cli: (args, input) => runProcess(process.execPath, [BIN, ...args, '--config', configFile], { cwd: dir, env: { FTPSD_CONFIG: '' }, input, timeoutMs: 20_000 }),
     kill: () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     },

@@ -1,0 +1,19 @@
+import type { UsageLedger } from '../storage/quota-upload.js';
+import type { Store } from '../store/open-store.js';
+import { addUsage, findUsage, markDownloaded, setUsage } from '../store/quota-repo.js';
+import { countUsage } from './locations.js';
+
+/** Quota usage and download marks in the store; a scope never counted is counted from disk on first use. */
+export function storeLedger(store: Store): UsageLedger {
+  return {
+    async usage(scope, root) {
+      const known = await findUsage(store.db, scope);
+      if (known !== null) return known;
+      const counted = await countUsage(root);
+      await setUsage(store.db, scope, counted);
+      return counted;
+    },
+    add: (scope, delta) => addUsage(store.db, scope, delta),
+    downloaded: (realPath) => markDownloaded(store.db, realPath),
+  };
+}

@@ -1,0 +1,66 @@
+import { Transform, type TransformCallback, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { FtpError } from '../errors.js';
+import type { Upload, UploadResult } from './backend.js';
+
+/** Where storage counts usage and first downloads (the store, in the server). */
+export interface UsageLedger {
+  /** Current usage of a scope; counted from the files under `root` when the scope has never been counted. */
+  usage(scope: string, root: string): Promise<{ bytes: number; files: number }>;
+  add(scope: string, delta: { bytes: number; files: number }): Promise<void>;
+  /** A file (real path) was downloaded completely. */
+  downloaded(realPath: string): Promise<void>;
+}
+
+export interface QuotaUploadOptions {
+  /** Most bytes this upload may receive; null: no byte quota. */
+  capBytes: number | null;
+  /** The error the upload fails with once it would pass the cap (552). */
+  onCapExceeded(): FtpError;
+  /** Called with the stored file's size after a successful commit, to count the change. */
+  onCommitted(size: number): Promise<void>;
+}
+
+/**
+ * An upload cut off the moment it would pass its quota: the stream fails with 552, the transfer ends, and the
+ * inner upload is aborted (nothing becomes visible). Commit counts the new size against the folder's usage.
+ */
+export class QuotaUpload implements Upload {
+  readonly stream: Writable;
+  readonly #inner: Upload;
+  readonly #o: QuotaUploadOptions;
+  readonly #piped: Promise<void>;
+  #exceeded = false;
+
+  constructor(inner: Upload, opts: QuotaUploadOptions) {
+    this.#inner = inner;
+    this.#o = opts;
+    let received = 0;
+    const cap = opts.capBytes;
+    const gate = new Transform({
+      transform: (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) => {
+        received += chunk.length;
+        if (cap === null || received <= cap) return cb(null, chunk);
+        this.#exceeded = true;
+        cb(opts.onCapExceeded());
+      },
+    });
+    this.stream = gate;
+    // Settles once the inner file stream finished (or failed); commit waits for it.
+    this.#piped = pipeline(gate, inner.stream);
+    this.#piped.catch(() => undefined);
+  }
+
+  async commit(): Promise<UploadResult> {
+    await this.#piped;
+    const result = await this.#inner.commit();
+    await this.#o.onCommitted(result.size);
+    return result;
+  }
+
+  async abort(keepPartial: boolean): Promise<void> {
+    if (!this.stream.destroyed) this.stream.destroy();
+    // Bytes over the quota are not kept for a REST either: they would fill the disk outside any count.
+    await this.#inner.abort(keepPartial && !this.#exceeded);
+  }
+}

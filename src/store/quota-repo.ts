@@ -1,0 +1,63 @@
+import type { Kysely } from 'kysely';
+import type { Database } from './schema.js';
+
+// Quota usage per scope ("user:NAME" for a home, "folder:NAME" or "folder:NAME@USER" for a folder), kept up to date
+// as files come and go and set anew by `ftpsd quota scan`; and the first complete download of files whose folder
+// deletes them some time after it.
+
+type Db = Kysely<Database>;
+
+export interface Usage {
+  bytes: number;
+  files: number;
+}
+
+export async function getUsage(db: Db, scope: string): Promise<Usage> {
+  const row = await db.selectFrom('quota_usage').select(['bytes', 'files']).where('scope', '=', scope).executeTakeFirst();
+  return row ?? { bytes: 0, files: 0 };
+}
+
+/** The usage of a scope, or null when it has never been counted. */
+export async function findUsage(db: Db, scope: string): Promise<Usage | null> {
+  return (await db.selectFrom('quota_usage').select(['bytes', 'files']).where('scope', '=', scope).executeTakeFirst()) ?? null;
+}
+
+export async function listUsage(db: Db): Promise<Array<Usage & { scope: string }>> {
+  return db.selectFrom('quota_usage').select(['scope', 'bytes', 'files']).orderBy('scope').execute();
+}
+
+/** Adds a change in one statement, so concurrent uploads (on any node) never overwrite each other's counts. */
+export async function addUsage(db: Db, scope: string, delta: Usage, now = Date.now()): Promise<void> {
+  if (delta.bytes === 0 && delta.files === 0) return;
+  await db
+    .insertInto('quota_usage')
+    .values({ scope, bytes: Math.max(0, delta.bytes), files: Math.max(0, delta.files), updated_at: now })
+    .onConflict((oc) =>
+      oc.column('scope').doUpdateSet((eb) => ({
+        bytes: eb('quota_usage.bytes', '+', delta.bytes),
+        files: eb('quota_usage.files', '+', delta.files),
+        updated_at: now,
+      })),
+    )
+    .execute();
+}
+
+export async function setUsage(db: Db, scope: string, usage: Usage, now = Date.now()): Promise<void> {
+  const row = { bytes: usage.bytes, files: usage.files, updated_at: now };
+  await db.insertInto('quota_usage').values({ scope, ...row }).onConflict((oc) => oc.column('scope').doUpdateSet(row)).execute();
+}
+
+export async function markDownloaded(db: Db, realPath: string, at = Date.now()): Promise<void> {
+  await db.insertInto('download_marks').values({ real_path: realPath, first_at: at }).onConflict((oc) => oc.column('real_path').doNothing()).execute();
+}
+
+export async function downloadMarks(db: Db, under: string): Promise<Map<string, number>> {
+  // Filtered here rather than with LIKE, whose escaping differs between the engines; the table holds only files
+  // waiting for their retention after a download.
+  const rows = await db.selectFrom('download_marks').selectAll().execute();
+  return new Map(rows.filter((r) => r.real_path.startsWith(`${under}/`)).map((r) => [r.real_path, r.first_at]));
+}
+
+export async function dropDownloadMarks(db: Db, realPaths: readonly string[]): Promise<void> {
+  if (realPaths.length > 0) await db.deleteFrom('download_marks').where('real_path', 'in', realPaths).execute();
+}
