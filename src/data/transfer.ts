@@ -119,13 +119,20 @@ function pump(source: Readable, sink: Writable, limits: TransferLimits, signal: 
       }
       if (holds > 0) source.pause();
     };
-    const onEnd = () => sink.end();
+    // Set once the source ended and everything was handed to the sink.
+    let ended = false;
+    const onEnd = () => {
+      ended = true;
+      sink.end();
+    };
     const onFinish = () => finish();
     const onSourceClose = () => {
       if (!source.readableEnded) finish(prematureClose());
     };
     const onSinkClose = () => {
-      if (!sink.writableFinished) finish(prematureClose());
+      // A client that closes once it has read everything (curl knows the size of what it asked for) may do so before
+      // our closing handshake completes: every byte was handed over, which is what the transfer promised.
+      if (!sink.writableFinished) finish(ended ? null : prematureClose());
     };
     const onAbort = () => finish(abortError());
     if (signal.aborted) return finish(abortError());
@@ -200,10 +207,14 @@ export async function sendFileToClient(file: FileRange, conn: DataConnection, li
     }
     await Promise.all(writes);
     if (failure !== null) throw failure;
-    await new Promise<void>((resolve, reject) => {
-      sink.end((err?: Error | null) => (err ? reject(err) : resolve()));
+    // Every byte was written. A client that closes now, before our closing handshake completes (curl, knowing the size
+    // it asked for, may leave our close_notify unread and reset), has been handed the whole file, as vsftpd also
+    // reports: the transfer is complete.
+    sink.off('close', onClose);
+    await new Promise<void>((resolve) => {
+      sink.end(() => resolve());
+      sink.once('close', () => resolve());
     });
-    if (failure !== null) throw failure;
     return { bytes: meter.bytes, ms: Date.now() - started };
   } catch (err) {
     sink.destroy();
