@@ -9,7 +9,8 @@ const positiveInt = z.number().int().positive();
 export const nonNegativeInt = z.number().int().nonnegative();
 const ms = positiveInt;
 const ipOrEmpty = z.string().refine((v) => v === '' || isIP(v) !== 0, 'must be an IP address or empty');
-const cidr = z.string().refine((v) => {
+/** A CIDR block or a single address; shared with the partners file. */
+export const cidr = z.string().refine((v) => {
   const [addr, bits, ...rest] = v.split('/');
   if (rest.length > 0 || addr === undefined || isIP(addr) === 0) return false;
   if (bits === undefined) return true;

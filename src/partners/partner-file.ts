@@ -1,7 +1,6 @@
-import { isIP } from 'node:net';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { z } from 'zod';
-import { permissionNames } from '../config/schema.js';
+import { cidr, permissionNames } from '../config/schema.js';
 import { ConfigError } from '../config/load.js';
 import { POLICY_KEYS, type FolderSpec, type OwnerSpec, type PartnerSet, type PolicySpec, type UserSpec } from '../store/partner-model.js';
 import { formatPerms } from '../store/partner-repo.js';
@@ -14,13 +13,6 @@ export const NAME = /^[A-Za-z0-9._@-]{1,64}$/;
 const FINGERPRINT = /^([0-9a-f]{2}:?){31}[0-9a-f]{2}$/i;
 
 const virtualPath = z.string().refine((p) => p === '/' || (/^\/[^\0\\]*[^/]$/.test(p) && !p.split('/').slice(1).some((s) => s === '' || s === '.' || s === '..')), 'must be an absolute virtual path such as /inbox (no trailing slash, no . or ..)');
-const cidr = z.string().refine((v) => {
-  const [addr, bits, ...rest] = v.split('/');
-  if (rest.length > 0 || addr === undefined || isIP(addr) === 0) return false;
-  if (bits === undefined) return true;
-  const n = Number(bits);
-  return Number.isInteger(n) && n >= 0 && n <= (isIP(addr) === 4 ? 32 : 128);
-}, 'must be a CIDR such as 203.0.113.0/24 or a single address');
 const count = z.number().int().nonnegative();
 const days = z.number().nonnegative();
 /** ISO 8601 date or time ("2027-01-01", "2027-01-01T12:00:00Z"). */
