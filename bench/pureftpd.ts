@@ -107,7 +107,8 @@ export async function startPureFtpd(repoDir: string, maxSessions: number): Promi
   }
 }
 
-function waitForGreeting(port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
+/** Resolves once `port` answers with a 220 greeting; rejects if `child` exits first or the time runs out. */
+export function waitForGreeting(port: number, child: ChildProcess, timeoutMs: number, retryMs = 50): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   return new Promise((resolvePromise, reject) => {
     let done = false;
@@ -134,7 +135,7 @@ function waitForGreeting(port: number, child: ChildProcess, timeoutMs: number): 
       });
       sock.on('error', () => {
         sock.destroy();
-        setTimeout(attempt, 50);
+        setTimeout(attempt, retryMs);
       });
     };
     attempt();

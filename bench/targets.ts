@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { VSFTPD_PASV_PORTS, freePort, freePortRange, startVsftpd } from '../test/helpers/vsftpd.js';
 import { processRssBytes, treeCpuSeconds, treePssBytes } from './measure.js';
-import { startPureFtpd } from './pureftpd.js';
+import { startPureFtpd, waitForGreeting } from './pureftpd.js';
 
 // The servers under comparison, behind one shape so every scenario runs the same code against each.
 
@@ -116,7 +116,7 @@ export async function startFtpsdTarget(repoDir: string, nodeFlags: readonly stri
     const stderr: Buffer[] = [];
     child.stderr?.on('data', (b: Buffer) => stderr.push(b));
     try {
-      await waitForGreeting(port, child, START_TIMEOUT_MS);
+      await waitForGreeting(port, child, START_TIMEOUT_MS, 100);
     } catch (err) {
       child.kill('SIGKILL');
       throw new Error(`ftpsd did not start: ${(err as Error).message}\n${Buffer.concat(stderr).toString('utf8').slice(-2000)}`);
@@ -168,40 +168,6 @@ function runCli(cmd: string, args: readonly string[], input: string, cwd: string
   });
 }
 
-function waitForGreeting(port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  const retryMs = 100;
-  return new Promise((resolvePromise, reject) => {
-    let done = false;
-    const finish = (err?: Error) => {
-      if (done) return;
-      done = true;
-      child.off('exit', onExit);
-      if (err) reject(err);
-      else resolvePromise();
-    };
-    const onExit = (code: number | null) => finish(new Error(`exited with code ${code}`));
-    child.once('exit', onExit);
-    const attempt = () => {
-      if (done) return;
-      if (Date.now() > deadline) return finish(new Error(`no 220 greeting within ${timeoutMs} ms`));
-      const sock = connect(port, '127.0.0.1');
-      let buf = '';
-      sock.setEncoding('utf8');
-      sock.on('data', (d: string) => {
-        buf += d;
-        if (!buf.includes('\n')) return;
-        sock.destroy();
-        finish(buf.startsWith('220') ? undefined : new Error(`unexpected greeting: ${buf.trim()}`));
-      });
-      sock.on('error', () => {
-        sock.destroy();
-        setTimeout(attempt, retryMs);
-      });
-    };
-    attempt();
-  });
-}
 
 function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
