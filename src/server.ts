@@ -13,6 +13,9 @@ import type { User } from './auth/users-file.js';
 import { buildRegistry } from './commands/registry.js';
 import { resolvePath } from './config/load.js';
 import type { Config } from './config/schema.js';
+import { ClusterBus } from './cluster/cluster-bus.js';
+import { ClusterSessions } from './cluster/cluster-sessions.js';
+import { nodeIdOf } from './cluster/node-identity.js';
 import { ControlServer } from './control/control-server.js';
 import type { DefenderPort, ServerContext } from './control/server-context.js';
 import type { Session } from './control/session.js';
@@ -52,6 +55,8 @@ export interface ServerHandle {
   /** Port of the implicit FTPS listener, null when implicit.enabled is off. */
   readonly implicitPort: number | null;
   readonly config: Config;
+  /** cluster.nodeId, or the host name. */
+  readonly nodeId: string;
   readonly log: Logger;
   readonly certStore: CertStore;
   readonly users: StoreDirectory;
@@ -107,7 +112,8 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
   await users.reload();
   const ledger = storeLedger(store);
 
-  const auditPaths = resolveAuditPaths(config, baseDir);
+  const nodeId = nodeIdOf(config);
+  const auditPaths = resolveAuditPaths(config, baseDir, nodeId);
   const auditLog = auditPaths === null
     ? null
     : new AuditLog({ ...auditPaths, checkpointEvery: config.log.auditCheckpointEvery, rotateBytes: config.log.auditRotateBytes, log });
@@ -121,8 +127,18 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     }
   };
 
-  const defender = config.defender.enabled ? new Defender({ config: config.defender, persistence: storeBanPersistence(store.db, store.location), log }) : null;
+  const defender = config.defender.enabled ? new Defender({ config: config.defender, persistence: storeBanPersistence(store.db, store.location, store.engine), log }) : null;
   await defender?.ready;
+
+  // Several nodes on one PostgreSQL store: per-user session caps count every node's sessions, and writes that must
+  // reach the other nodes at once (bans, the certificate) wake them through LISTEN/NOTIFY.
+  const shared = store.engine === 'postgres';
+  const bus = shared && config.store.url !== '' ? new ClusterBus(config.store.url, log) : null;
+  await bus?.ready;
+  const clusterSessions = shared
+    ? new ClusterSessions({ store, nodeId, heartbeatIntervalMs: config.cluster.heartbeatIntervalMs, sessionExpiryMs: config.cluster.sessionExpiryMs, log })
+    : null;
+  await clusterSessions?.start();
 
   let stopping = false;
   let control: ControlServer | null = null;
@@ -167,19 +183,41 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
         log: userLog,
       });
     },
-    acquireLogin: (session: Session, user: string, account?: User) => {
+    acquireLogin: async (session: Session, user: string, account?: User) => {
       // A partner's policy may allow fewer (or more) sessions than limits.maxLoginsPerUser.
       const max = account !== undefined && isLoginUser(account) && account.maxSessions !== null ? account.maxSessions : config.limits.maxLoginsPerUser;
       if (control?.acquireLogin(session, user, max) !== true) return false;
+      if (clusterSessions !== null) {
+        let claimed: boolean;
+        try {
+          claimed = await clusterSessions.claim(session.id, user, session.peerIp, max);
+        } catch (err) {
+          // The store is unreachable: the cap over all nodes cannot be checked; this node's own cap still held.
+          log.warn({ err, user, event: 'cluster_session_unchecked' }, 'session cap across nodes not checked');
+          claimed = true;
+        }
+        if (!claimed) {
+          control.release(session, false);
+          return false;
+        }
+        // Closed while the store answered: its end has already been handled, without this row.
+        if (session.closed) clusterSessions.release(session.id);
+      }
       recordLogin(store.db, user, Date.now()).catch((err: unknown) => log.warn({ err, user }, 'last login not recorded'));
       return true;
     },
-    sessionEnded: (session: Session, reason: string) => control?.release(session, reason !== 'rein'),
+    sessionEnded: (session: Session, reason: string) => {
+      clusterSessions?.release(session.id);
+      control?.release(session, reason !== 'rein');
+    },
   };
   control = new ControlServer(ctx);
 
-  defender?.on('ban', (ban) => {
-    audit('ban', { ip: ban.ip, until: new Date(ban.until).toISOString(), reason: ban.reason, offences: ban.offences });
+  defender?.on('ban', (ban, origin) => {
+    // Another node's ban is that node's audit record; here it only closes this node's sessions of the address.
+    if (origin === 'local') audit('ban', { ip: ban.ip, until: new Date(ban.until).toISOString(), reason: ban.reason, offences: ban.offences });
+    // Other nodes must refuse the address within a second: written now, not after defender.saveDelayMs.
+    if (origin === 'local' && bus !== null) void defender.flush();
     control?.closeSessionsOf(ban.ip, 'Service not available: your address is temporarily blocked');
   });
   certStore.on('change', (cert, previous) => {
@@ -240,6 +278,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
   };
   const watch = new StoreWatch({
     store,
+    nodeId,
     intervalMs: config.store.pollIntervalMs,
     log,
     audit,
@@ -264,6 +303,11 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     },
   });
   await watch.start();
+  bus?.on('signal', (signal) => {
+    if (signal === 'bans') void defender?.reload();
+    else if (signal === 'changes') void watch.tick();
+    else if (signal === 'certificate') void acme?.reload();
+  });
   const housekeeping = new Housekeeping({ store, log, resolve: abs, settings: () => config.housekeeping });
   housekeeping.start();
 
@@ -333,6 +377,8 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
       await metricsServer?.close();
       await acme?.stop();
       for (const f of watched) unwatchFile(f);
+      await clusterSessions?.close();
+      await bus?.close();
       await defender?.close();
       await housekeeping.close();
       await watch.close();
@@ -349,6 +395,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     port: address.port,
     implicitPort: implicitAddress?.port ?? null,
     config,
+    nodeId,
     log,
     certStore,
     users,

@@ -1,6 +1,6 @@
 import type { UsageLedger } from '../storage/quota-upload.js';
 import type { Store } from '../store/open-store.js';
-import { addUsage, findUsage, markDownloaded, setUsage } from '../store/quota-repo.js';
+import { addUsage, findUsage, markDownloaded, reserveUsage, setUsage } from '../store/quota-repo.js';
 import { countUsage } from './locations.js';
 
 /** Quota usage and download marks in the store; a scope never counted is counted from disk on first use. */
@@ -14,6 +14,7 @@ export function storeLedger(store: Store): UsageLedger {
       return counted;
     },
     add: (scope, delta) => addUsage(store.db, scope, delta),
+    reserve: (scope, delta, limits) => reserveUsage(store.db, scope, delta, limits),
     downloaded: (realPath) => markDownloaded(store.db, realPath),
   };
 }

@@ -188,10 +188,30 @@ export class MountedStorage implements StorageSession {
     }
     const inner = await at.backend.openUpload(at.rel, mode, chunkBytes);
     if (ledger === null) return inner;
+    const kept = mode.kind === 'append' ? oldSize : mode.kind === 'resume' ? mode.offset : 0;
+    const limited = m.quotaBytes !== null || m.quotaFiles !== null;
     return new QuotaUpload(inner, {
       capBytes,
       onCapExceeded: () => quotaError(m, 'bytes'),
-      onCommitted: (size) => this.#count(m, { bytes: size - oldSize, files: isNew ? 1 : 0 }),
+      reserve: async (received) => {
+        const expected = kept + received;
+        const delta = { bytes: expected - oldSize, files: isNew ? 1 : 0 };
+        if (limited) {
+          // The check at open read the usage before this upload's bytes came; other uploads (on this node or another)
+          // may have filled the folder since. Only a conditional update tells.
+          if (!(await ledger.reserve(m.scope, delta, { bytes: m.quotaBytes, files: isNew ? m.quotaFiles : null }))) {
+            throw quotaError(m, m.quotaFiles !== null && isNew && delta.bytes <= 0 ? 'files' : 'bytes');
+          }
+        } else {
+          await this.#count(m, delta);
+        }
+        return {
+          settle: async (size) => {
+            if (size !== expected) await this.#count(m, { bytes: size - expected, files: 0 });
+          },
+          cancel: () => this.#count(m, { bytes: -delta.bytes, files: -delta.files }),
+        };
+      },
     });
   }
 

@@ -8,6 +8,8 @@ export interface UsageLedger {
   /** Current usage of a scope; counted from the files under `root` when the scope has never been counted. */
   usage(scope: string, root: string): Promise<{ bytes: number; files: number }>;
   add(scope: string, delta: { bytes: number; files: number }): Promise<void>;
+  /** Adds `delta` only if the scope stays within `limits` (null: none), atomically over every node; false if not. */
+  reserve(scope: string, delta: { bytes: number; files: number }, limits: { bytes: number | null; files: number | null }): Promise<boolean>;
   /** A file (real path) was downloaded completely. */
   downloaded(realPath: string): Promise<void>;
 }
@@ -17,8 +19,17 @@ export interface QuotaUploadOptions {
   capBytes: number | null;
   /** The error the upload fails with once it would pass the cap (552). */
   onCapExceeded(): FtpError;
-  /** Called with the stored file's size after a successful commit, to count the change. */
-  onCommitted(size: number): Promise<void>;
+  /**
+   * Called once every byte has arrived and before the file is put in place, with the bytes received: counts the
+   * upload against the quota (throwing the 552 when another upload, on any node, took the room meanwhile) and returns
+   * how to settle that count once the commit succeeded with the stored size, or undo it when the commit failed.
+   */
+  reserve(received: number): Promise<QuotaReservation>;
+}
+
+export interface QuotaReservation {
+  settle(storedSize: number): Promise<void>;
+  cancel(): Promise<void>;
 }
 
 /**
@@ -31,15 +42,16 @@ export class QuotaUpload implements Upload {
   readonly #o: QuotaUploadOptions;
   readonly #piped: Promise<void>;
   #exceeded = false;
+  #received = 0;
 
   constructor(inner: Upload, opts: QuotaUploadOptions) {
     this.#inner = inner;
     this.#o = opts;
-    let received = 0;
     const cap = opts.capBytes;
     const gate = new Transform({
       transform: (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) => {
-        received += chunk.length;
+        this.#received += chunk.length;
+        const received = this.#received;
         if (cap === null || received <= cap) return cb(null, chunk);
         this.#exceeded = true;
         cb(opts.onCapExceeded());
@@ -53,8 +65,22 @@ export class QuotaUpload implements Upload {
 
   async commit(): Promise<UploadResult> {
     await this.#piped;
-    const result = await this.#inner.commit();
-    await this.#o.onCommitted(result.size);
+    // Counted before the file appears: if the folder filled up meanwhile, the upload is refused and never visible.
+    let reservation: QuotaReservation;
+    try {
+      reservation = await this.#o.reserve(this.#received);
+    } catch (err) {
+      this.#exceeded = true;
+      throw err;
+    }
+    let result: UploadResult;
+    try {
+      result = await this.#inner.commit();
+    } catch (err) {
+      await reservation.cancel();
+      throw err;
+    }
+    await reservation.settle(result.size);
     return result;
   }
 

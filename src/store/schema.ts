@@ -138,6 +138,31 @@ export interface StoreMetaTable {
   value: string;
 }
 
+/** A logged-in session on some node, so a user's session cap counts every node's sessions. */
+export interface ClusterSessionsTable {
+  /** "<node id>/<session id>". */
+  id: string;
+  node_id: string;
+  user_name: string;
+  ip: string;
+  started_at: number;
+  /** Refreshed by the node every cluster.heartbeatIntervalMs; older than cluster.sessionExpiryMs: its node died. */
+  heartbeat_at: number;
+}
+
+/** A certificate one node ordered (ACME) for every node to install. */
+export interface ClusterCertificatesTable {
+  /** "acme" for the ACME certificate. */
+  name: string;
+  key_pem: string;
+  cert_pem: string;
+  /** JSON: which CA and names it was ordered for (acme/acme-store.ts StoredCertificateMeta). */
+  meta: string;
+  updated_at: number;
+  /** Node id of the node that stored it. */
+  updated_by: string;
+}
+
 export interface Database {
   users: UsersTable;
   groups: GroupsTable;
@@ -152,6 +177,8 @@ export interface Database {
   download_marks: DownloadMarksTable;
   change_log: ChangeLogTable;
   store_meta: StoreMetaTable;
+  cluster_sessions: ClusterSessionsTable;
+  cluster_certificates: ClusterCertificatesTable;
 }
 
 type Db = Kysely<unknown>;
@@ -284,6 +311,34 @@ export function migrations(engine: Engine): Record<string, Migration> {
         for (const t of ['store_meta', 'change_log', 'download_marks', 'ban_offences', 'bans', 'quota_usage', 'policies', 'permissions', 'mounts', 'folders', 'user_groups', 'groups', 'users']) {
           await db.schema.dropTable(t).execute();
         }
+      },
+    },
+    '0004_cluster': {
+      async up(db: Db) {
+        await db.schema
+          .createTable('cluster_sessions')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('node_id', 'text', (c) => c.notNull())
+          .addColumn('user_name', 'text', (c) => c.notNull())
+          .addColumn('ip', 'text', (c) => c.notNull())
+          .addColumn('started_at', 'bigint', (c) => c.notNull())
+          .addColumn('heartbeat_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('cluster_sessions_user').on('cluster_sessions').columns(['user_name', 'heartbeat_at']).execute();
+        await db.schema.createIndex('cluster_sessions_node').on('cluster_sessions').column('node_id').execute();
+        await db.schema
+          .createTable('cluster_certificates')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('key_pem', 'text', (c) => c.notNull())
+          .addColumn('cert_pem', 'text', (c) => c.notNull())
+          .addColumn('meta', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_by', 'text', (c) => c.notNull())
+          .execute();
+      },
+      async down(db: Db) {
+        await db.schema.dropTable('cluster_certificates').execute();
+        await db.schema.dropTable('cluster_sessions').execute();
       },
     },
   };
