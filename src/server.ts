@@ -226,7 +226,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
 
   // ACME replaces the self-signed certificate installed above once its first order succeeds, and renews by itself.
   // Loaded only when used: acme-client and its HTTP stack cost a third of a second and megabytes at start-up.
-  const acme = config.acme.enabled ? new (await import('./acme/acme-manager.js')).AcmeManager({ config, certStore, log, audit, baseDir }) : null;
+  const acme = config.acme.enabled ? new (await import('./acme/acme-manager.js')).AcmeManager({ config, certStore, log, audit, baseDir, ...(shared ? { shared: { store, nodeId } } : {}) }) : null;
 
   const reloadCertificate = async (): Promise<boolean> => {
     if (acme !== null) return acme.reload();

@@ -68,6 +68,9 @@ export const configSchema = z
       maxListenersPerUser: nonNegativeInt.default(0),
       /** Passive listeners open at once for one client address; more get 425. 0: a quarter of the range. */
       maxListenersPerAddress: nonNegativeInt.default(0),
+      /** EPSV (RFC 2428) answered. Off for nodes behind a balancer that advertise their own externalAddress: EPSV
+       *  names only a port, so the client would connect to the balancer; with 502 clients fall back to PASV. */
+      epsv: z.boolean().default(true),
     }),
     tls: section({
       /** PEM certificate chain (leaf first); empty with keyFile empty: a self-signed certificate in selfSignedDir. */
