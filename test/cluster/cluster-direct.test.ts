@@ -37,7 +37,7 @@ describe('three nodes, data straight to each node', () => {
   before(async () => {
     c = await startCluster({ layout: 'direct', partners: PARTNERS, passwords: PASSWORDS, config: { defender: { threshold: 3 } } });
     for (const u of Object.keys(PASSWORDS)) await mkdir(join(c.storage.root, u), { recursive: true });
-  });
+  }, { timeout: 90_000 });
   after(() => c?.close());
 
   // curl ignores the address of a 227 reply by default (it reuses the control connection's): the node's own address

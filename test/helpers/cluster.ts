@@ -277,7 +277,10 @@ function makeNode(id: string, ip: string, pasv: { minPort: number; maxPort: numb
     },
     async stop() {
       if (node.running) proc!.kill('SIGTERM');
+      // Bounded: past its grace time a node that has not exited is killed.
+      const timer = setTimeout(() => node.running && proc!.kill('SIGKILL'), 20_000);
       await exited;
+      clearTimeout(timer);
     },
     async start() {
       lines = [];
@@ -302,7 +305,10 @@ function makeNode(id: string, ip: string, pasv: { minPort: number; maxPort: numb
         await new Promise((r) => setTimeout(r, 50));
       }
       // Listening: HAProxy's next health check (every 300 ms) puts it back in rotation.
-      while (!(await canConnect(ip, nodePort))) await new Promise((r) => setTimeout(r, 50));
+      while (!(await canConnect(ip, nodePort))) {
+        if (Date.now() > deadline) throw new Error(`${id} does not accept connections`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
     },
   };
   return node;
