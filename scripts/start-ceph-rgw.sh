@@ -29,8 +29,9 @@ stop() {
     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "-c $DIR/ceph.conf" && pids+=("$pid")
   done
   if [ "${#pids[@]}" -gt 0 ]; then
+    # A second for a clean exit, then SIGKILL: memstore keeps nothing worth a slower shutdown.
     kill "${pids[@]}" 2>/dev/null || true
-    for _ in $(seq 1 50); do
+    for _ in $(seq 1 10); do
       local alive=0
       for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
       [ "$alive" -eq 0 ] && break

@@ -34,6 +34,9 @@ export class S3Clients {
     const known = this.#clients.get(name);
     if (known?.key === key) return known.client;
     known?.client.destroy();
+    // The SDK warns once per process that its releases after early January 2027 need Node 22. The version is pinned
+    // in package.json for as long as the server supports Node 20, so the warning says nothing an operator can act on.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     const agent = { keepAlive: true, maxSockets: MAX_SOCKETS };
     const client = new S3Client({
       ...(loc.endpoint === '' ? {} : { endpoint: loc.endpoint }),

@@ -86,7 +86,7 @@ export class S3Listing implements Listing {
       }
       // Keys written by other S3 clients may hold names no FTP client could address again ("a//b", CR, LF).
       if (info.name === '' || info.name.includes('/') || nameProblem(info.name, maxNameBytes) !== null) {
-        this.#o.log?.debug({ key: dirKey + info.name }, 'S3 key not listed: not a usable file name');
+        this.#o.log?.debug({ object: dirKey + info.name }, 'S3 key not listed: not a usable file name');
         continue;
       }
       yield info;

@@ -74,7 +74,7 @@ export class S3Sweeper {
     if (s.sweepIntervalMs === 0 || s.locations.length === 0) return [];
     try {
       const swept = await sweepStaleUploads(this.#o.clients, await this.#o.roots(), s.staleUploadAgeMs);
-      for (const u of swept) this.#o.log.info({ event: 's3_upload_swept', root: u.root, key: u.key, initiated: u.initiated.toISOString() }, 'stale multipart upload aborted');
+      for (const u of swept) this.#o.log.info({ event: 's3_upload_swept', root: u.root, object: u.key, initiated: u.initiated.toISOString() }, 'stale multipart upload aborted');
       return swept;
     } catch (err) {
       this.#o.log.warn({ err, event: 's3_sweep_failed' }, 'S3 multipart sweep failed');

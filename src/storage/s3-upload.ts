@@ -243,7 +243,7 @@ class S3Upload implements Upload {
         this.#signal,
       );
     } catch (err) {
-      this.#o.log?.warn({ err, key: this.#t.key }, 'SHA-256 not recorded on the S3 object; HASH will read it');
+      this.#o.log?.warn({ err, object: this.#t.key }, 'SHA-256 not recorded on the S3 object; HASH will read it');
     }
   }
 
@@ -261,7 +261,7 @@ class S3Upload implements Upload {
       await this.#t.client.send(new AbortMultipartUploadCommand({ Bucket: this.#t.bucket, Key: this.#t.key, UploadId }));
     } catch (err) {
       // Left to the sweeper (storage.s3.staleUploadAgeMs); the object itself never appeared.
-      this.#o.log?.warn({ err, key: this.#t.key }, 'multipart upload not aborted; the sweeper will');
+      this.#o.log?.warn({ err, object: this.#t.key }, 'multipart upload not aborted; the sweeper will');
     }
   }
 }
