@@ -110,7 +110,7 @@ export async function startFtpsdTarget(repoDir: string, nodeFlags: readonly stri
   try {
     await runCli(
       process.execPath,
-      [bin, 'user', 'add', user, '--home', dataDir, '--perms', 'list,download,upload,delete,rename,mkdir', '--config', configFile],
+      [bin, 'user', 'add', user, '--home', dataDir, '--perms', 'list,download,upload,overwrite,delete,rename,mkdir', '--config', configFile],
       `${password}\n`,
       repoDir,
     );
