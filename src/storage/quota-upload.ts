@@ -35,12 +35,18 @@ export class QuotaUpload implements Upload {
   constructor(inner: Upload, opts: QuotaUploadOptions) {
     this.#inner = inner;
     this.#o = opts;
-    let received = 0;
     const cap = opts.capBytes;
+    if (cap === null) {
+      // Nothing to cut off: the file stream itself, without a Transform stage and a pipeline per upload.
+      this.stream = inner.stream;
+      this.#piped = Promise.resolve();
+      return;
+    }
+    let received = 0;
     const gate = new Transform({
       transform: (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) => {
         received += chunk.length;
-        if (cap === null || received <= cap) return cb(null, chunk);
+        if (received <= cap) return cb(null, chunk);
         this.#exceeded = true;
         cb(opts.onCapExceeded());
       },
