@@ -29,9 +29,15 @@ import { PrometheusMetrics } from './metrics/prometheus-metrics.js';
 import { DigestPool } from './storage/digest-pool.js';
 import { createLocalStorage } from './storage/local-backend.js';
 import { MountedStorage } from './storage/mounted-storage.js';
+import { createS3Storage } from './storage/s3-backend.js';
+import { S3Clients } from './storage/s3-clients.js';
+import { isS3Path } from './storage/s3-place.js';
+import { S3Sweeper } from './storage/s3-sweeper.js';
+import { countS3Usage } from './storage/s3-usage.js';
+import { allLocations, countUsage } from './partners/locations.js';
 import { storeBanPersistence } from './store/ban-repo.js';
 import { openStore, storeOptions, type Store } from './store/open-store.js';
-import { recordLogin } from './store/partner-repo.js';
+import { loadPartners, recordLogin } from './store/partner-repo.js';
 import { importLegacyFiles } from './partners/first-start.js';
 import { Housekeeping } from './partners/scheduler.js';
 import { storeLedger } from './partners/store-ledger.js';
@@ -89,6 +95,9 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
   const log = opts.log ?? createLogger(config.log.level);
   const metrics = opts.metrics ?? (config.metrics.enabled ? new PrometheusMetrics() : noMetrics);
   const abs = (p: string) => resolvePath(baseDir, p);
+  // A folder's path is a local directory (relative ones resolve against baseDir) or s3://LOCATION/BUCKET/PREFIX.
+  const location = (p: string) => (isS3Path(p) ? p : abs(p));
+  const s3 = new S3Clients(() => config.storage.s3);
 
   const certStore = new CertStore();
   const loadCertificate = async (): Promise<CertificatePair> => {
@@ -108,9 +117,9 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
   if (imported.importedUsers !== null && imported.importedUsers.length + imported.importedBans > 0) {
     log.info({ event: 'store_imported', users: imported.importedUsers, bans: imported.importedBans, store: store.location }, 'users file imported into the store');
   }
-  const users = new StoreDirectory({ store, hasher, log, resolveLocation: abs });
+  const users = new StoreDirectory({ store, hasher, log, resolveLocation: location });
   await users.reload();
-  const ledger = storeLedger(store);
+  const ledger = storeLedger(store, (root) => (isS3Path(root) ? countS3Usage(s3, root) : countUsage(root)));
 
   const nodeId = nodeIdOf(config);
   const auditPaths = resolveAuditPaths(config, baseDir, nodeId);
@@ -164,10 +173,10 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
       return new MountedStorage({
         view: accessOf(user),
         limits: { maxPathBytes: config.storage.maxPathBytes, maxNameBytes: config.storage.maxNameBytes },
-        resolveLocation: abs,
+        resolveLocation: location,
         // Each folder keeps its own home jail: symlinks may not lead out of the folder's root.
         createBackend: (root) =>
-          createLocalStorage({
+          isS3Path(root) ? createS3Storage({ root, clients: s3, maxPathBytes: config.storage.maxPathBytes, maxNameBytes: config.storage.maxNameBytes, log: userLog }) : createLocalStorage({
             home: root,
             maxPathBytes: config.storage.maxPathBytes,
             maxNameBytes: config.storage.maxNameBytes,
@@ -310,6 +319,8 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
   });
   const housekeeping = new Housekeeping({ store, log, resolve: abs, settings: () => config.housekeeping });
   housekeeping.start();
+  const s3Sweeper = new S3Sweeper({ clients: s3, log, roots: async () => allLocations(await loadPartners(store.db), location).map((l) => l.root).filter(isS3Path) });
+  s3Sweeper.start();
 
   const address = await control.listen(config.listen.host, config.listen.port);
   let implicitAddress: AddressInfo | null = null;
@@ -381,6 +392,8 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
       await bus?.close();
       await defender?.close();
       await housekeeping.close();
+      await s3Sweeper.close();
+      s3.close();
       await watch.close();
       if (ownStore) await store.close();
       await auditLog?.close();

@@ -4,7 +4,10 @@ import type { LoadedConfig } from '../config/load.js';
 import { ConfigError } from '../config/load.js';
 import { applyPartnerFile, describeChange } from '../partners/apply.js';
 import { formatPartnerFile, parsePartnerFile } from '../partners/partner-file.js';
-import { runRetention, scanQuota } from '../partners/housekeeping.js';
+import { countUsage, runRetention, scanQuota } from '../partners/housekeeping.js';
+import { S3Clients } from '../storage/s3-clients.js';
+import { isS3Path } from '../storage/s3-place.js';
+import { countS3Usage } from '../storage/s3-usage.js';
 import { cliActor } from '../store/change-log.js';
 import { loadPartners } from '../store/partner-repo.js';
 import { withStore } from './store-cli.js';
@@ -54,12 +57,18 @@ export function registerPartnerCommands(program: Command, deps: PartnerCommandDe
     .description('count the files of every home and folder anew and store the usage')
     .option('-c, --config <file>', 'configuration file')
     .action(async (opts: { config?: string }) => {
-      await withStore(deps.loadConfig(opts.config), async (store, abs) => {
-        for (const r of await scanQuota(store, abs)) {
-          const limit = r.limits.bytes === null && r.limits.files === null ? 'no quota' : `quota ${r.limits.bytes ?? '-'} bytes / ${r.limits.files ?? '-'} files`;
-          console.log(`${r.scope}\t${r.usage.bytes} bytes\t${r.usage.files} files\t${limit}\t${r.root}`);
-        }
-      });
+      const loaded = deps.loadConfig(opts.config);
+      const s3 = new S3Clients(() => loaded.config.storage.s3);
+      try {
+        await withStore(loaded, async (store, abs) => {
+          for (const r of await scanQuota(store, abs, (root) => (isS3Path(root) ? countS3Usage(s3, root) : countUsage(root)))) {
+            const limit = r.limits.bytes === null && r.limits.files === null ? 'no quota' : `quota ${r.limits.bytes ?? '-'} bytes / ${r.limits.files ?? '-'} files`;
+            console.log(`${r.scope}\t${r.usage.bytes} bytes\t${r.usage.files} files\t${limit}\t${r.root}`);
+          }
+        });
+      } finally {
+        s3.close();
+      }
     });
 
   program

@@ -6,6 +6,7 @@ import { loadPartners, loadUserRuntime } from '../store/partner-repo.js';
 import { addUsage, downloadMarks, dropDownloadMarks, setUsage, type Usage } from '../store/quota-repo.js';
 import { PARTIAL_PREFIX } from '../storage/upload-names.js';
 import { isUploadArtifact } from '../storage/upload-names.js';
+import { isS3Path } from '../storage/s3-place.js';
 import { walkFiles } from '../storage/tree-walk.js';
 import { allLocations, countUsage } from './locations.js';
 
@@ -36,6 +37,8 @@ export async function runRetention(store: Store, opts: { resolve: (p: string) =>
   const set = await loadPartners(store.db);
   const report: RetentionReport = { deleted: [], partialsRemoved: [] };
   for (const loc of allLocations(set, opts.resolve)) {
+    // Object storage keeps no partials, and ages its objects by the bucket's own lifecycle rules.
+    if (isS3Path(loc.root)) continue;
     const maxAgeDays = loc.mount.retentionMaxAgeDays;
     const afterDownload = loc.mount.retentionAfterDownload;
     const marks = afterDownload ? await downloadMarks(store.db, loc.root) : new Map<string, number>();
@@ -74,11 +77,11 @@ export async function runRetention(store: Store, opts: { resolve: (p: string) =>
 }
 
 /** Counts every location anew and stores the counts; returns them with the previous ones. */
-export async function scanQuota(store: Store, resolve: (p: string) => string): Promise<Array<{ scope: string; root: string; usage: Usage; limits: { bytes: number | null; files: number | null } }>> {
+export async function scanQuota(store: Store, resolve: (p: string) => string, count: (root: string) => Promise<Usage> = countUsage): Promise<Array<{ scope: string; root: string; usage: Usage; limits: { bytes: number | null; files: number | null } }>> {
   const set = await loadPartners(store.db);
   const out = [];
   for (const loc of allLocations(set, resolve)) {
-    const usage = await countUsage(loc.root);
+    const usage = await count(loc.root);
     await setUsage(store.db, loc.scope, usage);
     out.push({ scope: loc.scope, root: loc.root, usage, limits: { bytes: loc.mount.quotaBytes, files: loc.mount.quotaFiles } });
   }

@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { AccessView, Located } from '../access/access-view.js';
 import type { EffectiveMount } from '../access/effective.js';
@@ -6,6 +5,7 @@ import { FtpError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { FILE_RANGE, type FileInfo, type Listing, type StorageSession, type Upload, type UploadMode } from './backend.js';
 import { QuotaUpload, type UsageLedger } from './quota-upload.js';
+import { joinLocation } from './s3-place.js';
 import { resolveVirtualPath, virtualBaseName, type PathLimits } from './virtual-path.js';
 
 // One login's storage: every virtual path is routed to the folder mounted at its longest prefix, and handled there by
@@ -160,7 +160,7 @@ export class MountedStorage implements StorageSession {
       // RETR reads through the stream (not the descriptor), so the stream does see its end.
       delete (stream as { [FILE_RANGE]?: unknown })[FILE_RANGE];
       const ledger = this.#o.ledger;
-      const real = join(this.#root(at.mount), at.rel);
+      const real = joinLocation(this.#root(at.mount), at.rel);
       stream.once('end', () => void ledger.downloaded(real).catch((err: unknown) => this.#o.log?.warn({ err, path }, 'download mark not recorded')));
     }
     return stream;
@@ -194,7 +194,8 @@ export class MountedStorage implements StorageSession {
       capBytes,
       onCapExceeded: () => quotaError(m, 'bytes'),
       reserve: async (received) => {
-        const expected = kept + received;
+        // Without a byte cap the bytes were not counted on the way: the old size stands in until the commit tells.
+        const expected = received === null ? oldSize : kept + received;
         const delta = { bytes: expected - oldSize, files: isNew ? 1 : 0 };
         if (limited) {
           // The check at open read the usage before this upload's bytes came; other uploads (on this node or another)

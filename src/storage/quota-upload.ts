@@ -20,11 +20,12 @@ export interface QuotaUploadOptions {
   /** The error the upload fails with once it would pass the cap (552). */
   onCapExceeded(): FtpError;
   /**
-   * Called once every byte has arrived and before the file is put in place, with the bytes received: counts the
-   * upload against the quota (throwing the 552 when another upload, on any node, took the room meanwhile) and returns
-   * how to settle that count once the commit succeeded with the stored size, or undo it when the commit failed.
+   * Called once every byte has arrived and before the file is put in place, with the bytes received (null when no
+   * byte cap applies: then they are not counted on the way, and only the new file is reserved): counts the upload
+   * against the quota (throwing the 552 when another upload, on any node, took the room meanwhile) and returns how
+   * to settle that count once the commit succeeded with the stored size, or undo it when the commit failed.
    */
-  reserve(received: number): Promise<QuotaReservation>;
+  reserve(received: number | null): Promise<QuotaReservation>;
 }
 
 export interface QuotaReservation {
@@ -42,17 +43,25 @@ export class QuotaUpload implements Upload {
   readonly #o: QuotaUploadOptions;
   readonly #piped: Promise<void>;
   #exceeded = false;
-  #received = 0;
+  /** Bytes received through the gate; null without a byte cap (no gate counts them). */
+  #received: number | null = 0;
 
   constructor(inner: Upload, opts: QuotaUploadOptions) {
     this.#inner = inner;
     this.#o = opts;
     const cap = opts.capBytes;
+    if (cap === null) {
+      // Nothing to cut off: the file stream itself, without a Transform stage and a pipeline per upload.
+      this.stream = inner.stream;
+      this.#piped = Promise.resolve();
+      this.#received = null;
+      return;
+    }
     const gate = new Transform({
       transform: (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) => {
-        this.#received += chunk.length;
-        const received = this.#received;
-        if (cap === null || received <= cap) return cb(null, chunk);
+        const received = (this.#received ?? 0) + chunk.length;
+        this.#received = received;
+        if (received <= cap) return cb(null, chunk);
         this.#exceeded = true;
         cb(opts.onCapExceeded());
       },
