@@ -58,6 +58,8 @@ export class EventBus implements EventPublisher {
   readonly worker: DeliveryWorker;
   readonly owner: string;
   #hooks: EventHooks = emptyEventHooks();
+  /** Event names some enabled rule lists. */
+  #wanted = new Set<string>();
   #timer: NodeJS.Timeout | null = null;
   readonly #writes = new Set<Promise<unknown>>();
   #closed = false;
@@ -96,6 +98,7 @@ export class EventBus implements EventPublisher {
   async refresh(): Promise<void> {
     try {
       this.#hooks = await loadEventHooks(this.#o.store.db);
+      this.#wanted = new Set(Object.values(this.#hooks.rules).filter((r) => r.enabled).flatMap((r) => r.events));
     } catch (err) {
       this.#log.error({ err, event: 'event_rules_unreadable' }, 'event rules could not be read; keeping the previous ones');
     }
@@ -108,7 +111,8 @@ export class EventBus implements EventPublisher {
   }
 
   async publishDurable(facts: EventFacts): Promise<void> {
-    if (this.#closed) return;
+    // Most servers have few rules and most events match none: no payload is built for those.
+    if (this.#closed || !this.#wanted.has(facts.event)) return;
     const payload = buildPayload(facts, this.#o.node);
     try {
       if (await this.#enqueue(this.#o.store.db, payload)) void this.worker.tick();

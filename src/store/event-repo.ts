@@ -6,6 +6,12 @@ import type { Database, Engine, EventActionsTable, EventDeliveriesTable, EventRu
 // Event hooks in the store: the rules and actions (read by every node, written by `ftpsd apply` and the admin API),
 // and the durable delivery queue. A delivery is claimed with a lease by one node process at a time; a lease that
 // runs out (a crashed node) makes it free to take again, so every event reaches each of its actions at least once.
+//
+// For an admin surface: listEventRules / putEventRule / deleteEventRule, listEventActions / putEventAction /
+// deleteEventAction (show actions with actionWithoutSecrets), listDeliveries({ state: 'failed' }), retryDeliveries,
+// getEventPayload, countDeliveries. Validate input with partners/event-hooks-file.ts (the partners file's schema), and
+// write a change-log record (entityKind 'event_rule' or 'event_action') in the same transaction: running servers
+// re-read the rules when they see it, and it is audited.
 
 type Db = Kysely<Database>;
 

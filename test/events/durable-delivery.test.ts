@@ -2,7 +2,23 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { claimDeliveries, listDeliveries } from '../../src/store/event-repo.js';
+import { buildPayload } from '../../src/events/payload.js';
+import {
+  claimDeliveries,
+  completeDelivery,
+  countDeliveries,
+  deleteEventAction,
+  deleteEventRule,
+  enqueueEvent,
+  failDelivery,
+  getEventPayload,
+  listDeliveries,
+  loadEventHooks,
+  pruneDelivered,
+  putEventAction,
+  putEventRule,
+  retryDeliveries,
+} from '../../src/store/event-repo.js';
 import { openStore } from '../../src/store/open-store.js';
 import { CURL_UPLOAD_TLS_ARGS, runCurl } from '../helpers/clients.js';
 import { ENGINES, startPostgres, type TestPostgres } from '../helpers/postgres.js';
@@ -106,6 +122,50 @@ for (const engine of ENGINES) {
       assert.ok(got.every((r) => r.signatureValid));
       // The receiver has answered; the outcome is recorded a moment later.
       await waitUntil(async () => (await listDeliveries(b.server.store.db)).every((d) => d.state === 'delivered'), 'every delivery recorded as delivered');
+    });
+
+    it('the repository: rules and actions, idempotent enqueue, dead letters, retry, counts and pruning', async () => {
+      const store = await openStore({ path: storeConfig.path ?? '', url: storeConfig.url ?? '' });
+      try {
+        const db = store.db;
+        const now = Date.now();
+        await putEventAction(db, webhook('repo-hook', 'https://example.invalid/x', 's', { headers: { a: 'b' }, timeoutMs: 1000 }), now);
+        await putEventRule(db, rule('repo-rule', ['upload', 'upload_check'], ['repo-hook'], { users: ['u'], paths: ['/in/**'], minSize: 1, results: ['ok'] }), now);
+        await putEventRule(db, rule('repo-rule', ['download'], ['repo-hook'], { enabled: false }), now + 1);
+        const hooks = await loadEventHooks(db);
+        assert.deepEqual(hooks.rules['repo-rule'], rule('repo-rule', ['download'], ['repo-hook'], { enabled: false }), 'an upsert replaces the rule');
+        assert.equal((hooks.actions['repo-hook'] as { webhook: { headers: Record<string, string> } }).webhook.headers.a, 'b');
+        assert.equal(await deleteEventRule(db, 'repo-rule'), true);
+        assert.equal(await deleteEventAction(db, 'repo-hook'), true);
+        assert.equal(await deleteEventAction(db, 'repo-hook'), false);
+
+        // Due an hour from now: the server running on this store meanwhile leaves them alone.
+        const later = now + 3_600_000;
+        const payload = buildPayload({ event: 'upload', id: `repo-${engine}`, path: '/x' }, 'n', now - 10_000);
+        assert.equal(await enqueueEvent(db, payload, [{ action: 'a1', rule: 'r' }, { action: 'a2', rule: 'r' }, { action: 'a1', rule: 'r2' }], later), 2);
+        assert.equal(await enqueueEvent(db, payload, [{ action: 'a1', rule: 'r' }], later), 0, 'the same id twice adds nothing');
+        const [d1, d2] = (await claimDeliveries(db, store.engine, { owner: 'me', now: later, leaseMs: 10_000, limit: 10 })).filter((d) => d.eventId === payload.id);
+        assert.ok(d1 !== undefined && d2 !== undefined);
+        assert.deepEqual(d1.payload, payload);
+        assert.equal((await claimDeliveries(db, store.engine, { owner: 'other', now: later, leaseMs: 10_000, limit: 10 })).filter((d) => d.eventId === payload.id).length, 0, 'leased deliveries are not claimed twice');
+        assert.equal(await failDelivery(db, d1.id, 'other', { now: later, error: 'x', retryAt: null }), false, 'only the lease owner records an outcome');
+        assert.equal(await failDelivery(db, d1.id, 'me', { now: later, error: 'HTTP 500', retryAt: null }), true);
+        assert.equal(await completeDelivery(db, d2.id, 'me', later), true);
+        const failed = await listDeliveries(db, { state: 'failed' });
+        assert.deepEqual(failed.filter((d) => d.eventId === payload.id).map((d) => [d.action, d.attempts, d.lastError]), [['a1', 1, 'HTTP 500']]);
+        const counts = await countDeliveries(db);
+        assert.ok(counts.failed >= 1 && counts.delivered >= 1);
+        assert.equal(await retryDeliveries(db, payload.id, later), 1);
+        assert.equal(await retryDeliveries(db, d1.id, later), 0, 'nothing failed any more');
+        const again = (await claimDeliveries(db, store.engine, { owner: 'me', now: later + 1, leaseMs: 10_000, limit: 100 })).find((d) => d.id === d1.id);
+        assert.equal(again?.attempts, 0, 'a retried dead letter starts with fresh attempts');
+        await completeDelivery(db, d1.id, 'me', later + 1);
+        await pruneDelivered(db, later + 2);
+        assert.equal((await listDeliveries(db, { eventId: payload.id })).length, 0, 'delivered deliveries are pruned');
+        assert.equal(await getEventPayload(db, payload.id), null, 'and their event');
+      } finally {
+        await store.close();
+      }
     });
 
     it('two nodes sharing the store deliver each event exactly once', async () => {
