@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { recordChange } from '../../src/store/change-log.js';
+import { createSelfSignedCertificate } from '../../src/tls/self-signed.js';
 import { EVENT_TYPES } from '../../src/store/event-model.js';
 import { ControlClient } from '../helpers/control-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -115,5 +119,26 @@ describe('published events', () => {
     assert.equal(retention.size, 42);
     assert.equal((await find('user_expired')).user, 'alice');
     assert.ok(rx.received.every((r) => r.signatureValid));
+  });
+
+  it('a replaced certificate file publishes certificate_renewed', async () => {
+    const first = await createSelfSignedCertificate({ names: ['localhost'] });
+    const second = await createSelfSignedCertificate({ names: ['localhost'] });
+    const dir = await mkdtemp(join(tmpdir(), 'ftpsd-events-cert-'));
+    await writeFile(join(dir, 'cert.pem'), first.certPem);
+    await writeFile(join(dir, 'key.pem'), first.keyPem);
+    const c = await startTestServer({ config: { tls: { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem'), watchIntervalMs: 0 } } });
+    try {
+      await setHooks(c, [webhook('all', rx.url, 'all')], [rule('certs', ['certificate_renewed'], ['all'])]);
+      await writeFile(join(dir, 'cert.pem'), second.certPem);
+      await writeFile(join(dir, 'key.pem'), second.keyPem);
+      assert.equal(await c.server.reloadCertificate(), true);
+      const renewed = await find('certificate_renewed');
+      assert.equal((renewed.details as Record<string, unknown>).source, 'file');
+      assert.equal((renewed.details as Record<string, unknown>).serial, c.server.certStore.current().leaf.serialNumber);
+    } finally {
+      await c.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
