@@ -191,16 +191,20 @@ export class MountedStorage implements StorageSession {
     return new QuotaUpload(inner, {
       capBytes,
       onCapExceeded: () => quotaError(m, 'bytes'),
-      onCommitted: (size) => this.#count(m, { bytes: size - oldSize, files: isNew ? 1 : 0 }),
+      onCommitted: (result, journal) =>
+        this.#count(m, { bytes: result.size - oldSize, files: isNew ? 1 : 0 }, journal === undefined ? undefined : (trx) => journal(trx, { ...result, storagePath: result.storagePath ?? join(this.#root(m), at.rel) })),
     });
   }
 
-  async #count(m: EffectiveMount, delta: { bytes: number; files: number }): Promise<void> {
+  /** True when the count (and `also`, in the same transaction) was recorded. */
+  async #count(m: EffectiveMount, delta: { bytes: number; files: number }, also?: (trx: unknown) => Promise<void>): Promise<boolean> {
     try {
-      await this.#o.ledger?.add(m.scope, delta);
+      await this.#o.ledger?.add(m.scope, delta, also);
+      return this.#o.ledger !== null;
     } catch (err) {
       // The file operation itself succeeded; `ftpsd quota scan` puts the count right.
       this.#o.log?.error({ err, scope: m.scope }, 'quota usage not updated');
+      return false;
     }
   }
 
