@@ -192,7 +192,7 @@ export class MountedStorage implements StorageSession {
       capBytes,
       onCapExceeded: () => quotaError(m, 'bytes'),
       onCommitted: (result, journal) =>
-        this.#count(m, { bytes: result.size - oldSize, files: isNew ? 1 : 0 }, journal === undefined ? undefined : (trx) => journal(trx, { ...result, storagePath: result.storagePath ?? join(this.#root(m), at.rel) })),
+        this.#count(m, { bytes: result.size - oldSize, files: isNew ? 1 : 0 }, journal === undefined ? undefined : (trx) => journal(trx, { ...result, storagePath: result.storagePath ?? joinLocation(this.#root(m), at.rel) })),
     });
   }
 
