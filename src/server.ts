@@ -22,6 +22,8 @@ import type { Session } from './control/session.js';
 import { PassivePortPool } from './data/passive-ports.js';
 import { resolveBansFile } from './defender/ban-file.js';
 import { Defender } from './defender/defender.js';
+import { EventBus } from './events/event-bus.js';
+import { noEventMetrics, prometheusEventMetrics } from './events/events-metrics.js';
 import { createLogger } from './log/logger.js';
 import { startMetricsServer, type MetricsServer, type Readiness } from './metrics/metrics-server.js';
 import { noMetrics, type MetricsSink } from './metrics/metrics-sink.js';
@@ -68,6 +70,8 @@ export interface ServerHandle {
   readonly users: StoreDirectory;
   readonly store: Store;
   readonly defender: Defender | null;
+  /** Event hooks: rules, the durable queue and its delivery worker. */
+  readonly events: EventBus;
   readonly passivePorts: PassivePortPool;
   /** Port of the metrics/health listener, null when metrics.enabled is off. */
   readonly metricsPort: number | null;
@@ -149,6 +153,17 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     : null;
   await clusterSessions?.start();
 
+  const events: EventBus = new EventBus({
+    store,
+    node: config.events.node !== '' ? config.events.node : nodeId,
+    settings: () => config.events,
+    quarantineDir: () => (config.events.quarantineDir === '' ? null : abs(config.events.quarantineDir)),
+    log,
+    audit,
+    metrics: metrics instanceof PrometheusMetrics ? prometheusEventMetrics(metrics.registry, () => events.waiting()) : noEventMetrics,
+  });
+  await events.start();
+
   let stopping = false;
   let control: ControlServer | null = null;
   const digests = new DigestPool(config.limits.digestWorkers, config.limits.transferChunkBytes);
@@ -164,6 +179,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     defender: defender ?? noDefender,
     metrics,
     tickets: new TicketRegistry(),
+    events,
     get stopping() {
       return stopping;
     },
@@ -227,15 +243,24 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     if (origin === 'local') audit('ban', { ip: ban.ip, until: new Date(ban.until).toISOString(), reason: ban.reason, offences: ban.offences });
     // Other nodes must refuse the address within a second: written now, not after defender.saveDelayMs.
     if (origin === 'local' && bus !== null) void defender.flush();
+    // Every node loads a ban another imposed: one id for all of them, so the store keeps one event.
+    events.publish({ event: 'ban', id: `ban-${ban.ip}-${ban.until}`, ip: ban.ip, reason: ban.reason, details: { until: new Date(ban.until).toISOString(), offences: ban.offences } });
     control?.closeSessionsOf(ban.ip, 'Service not available: your address is temporarily blocked');
   });
   certStore.on('change', (cert, previous) => {
     audit('certificate_change', { source: cert.source, serial: cert.leaf.serialNumber, previousSerial: previous?.leaf.serialNumber, notAfter: new Date(cert.leaf.validTo).toISOString() });
+    // Files renewed outside (certbot); ACME orders are published below, when they are issued.
+    if (previous != null && cert.source === 'file') events.publish({ event: 'certificate_renewed', details: { source: 'file', serial: cert.leaf.serialNumber, previousSerial: previous.leaf.serialNumber, notAfter: new Date(cert.leaf.validTo).toISOString() } });
   });
 
   // ACME replaces the self-signed certificate installed above once its first order succeeds, and renews by itself.
   // Loaded only when used: acme-client and its HTTP stack cost a third of a second and megabytes at start-up.
-  const acme = config.acme.enabled ? new (await import('./acme/acme-manager.js')).AcmeManager({ config, certStore, log, audit, baseDir, ...(shared ? { shared: { store, nodeId } } : {}) }) : null;
+  const acmeAudit = (event: string, fields: Record<string, unknown>) => {
+    audit(event, fields);
+    if (event === 'acme_certificate_issued') events.publish({ event: 'certificate_renewed', details: { source: 'acme', ...fields } });
+    else if (event === 'acme_renewal_failed') events.publish({ event: 'certificate_renewal_failed', result: 'failed', reason: typeof fields.reason === 'string' ? fields.reason : null, details: fields });
+  };
+  const acme = config.acme.enabled ? new (await import('./acme/acme-manager.js')).AcmeManager({ config, certStore, log, audit: acmeAudit, baseDir, ...(shared ? { shared: { store, nodeId } } : {}) }) : null;
 
   const reloadCertificate = async (): Promise<boolean> => {
     if (acme !== null) return acme.reload();
@@ -292,6 +317,8 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     log,
     audit,
     async onChange(changes) {
+      events.fromChanges(changes);
+      if (changes.some((c) => c.entityKind === 'event_rule' || c.entityKind === 'event_action')) await events.refresh();
       await users.reload();
       const touched = new Set(changes.filter((c) => c.entityKind === 'user' || c.entityKind === 'group').map((c) => c.entityName));
       if (touched.size === 0) return;
@@ -395,6 +422,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
       await s3Sweeper.close();
       s3.close();
       await watch.close();
+      await events.close();
       if (ownStore) await store.close();
       await auditLog?.close();
       await digests.close();
@@ -414,6 +442,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     users,
     store,
     defender,
+    events,
     passivePorts: ctx.passivePorts,
     metricsPort: metricsServer?.port ?? null,
     sessionCount: () => control!.sessions.size,

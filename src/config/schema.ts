@@ -148,6 +148,37 @@ export const configSchema = z
       /** Hidden partial uploads kept for REST are deleted once they are this old. */
       partialUploadMaxAgeMs: ms.default(86_400_000),
     }),
+    events: section({
+      /** This node's name in event payloads ("node"); empty: the host name. */
+      node: z.string().default(''),
+      /** How often each node looks for due deliveries (retries, other nodes' events); its own are sent at once. */
+      pollIntervalMs: ms.default(1_000),
+      /** Deliveries claimed at a time, and run at once, per node. */
+      concurrency: positiveInt.default(4),
+      /** A claimed delivery is this node's for this long; a node that dies leaves it to another after it. Longer
+       *  than the slowest action's timeout. */
+      leaseMs: ms.default(120_000),
+      /** Attempts before a delivery becomes a dead letter (`ftpsd events list --failed`, `ftpsd events retry`). */
+      maxAttempts: positiveInt.default(12),
+      /** Wait after the first failed attempt; it doubles with each further one, up to retryMaxMs. With the defaults a
+       *  receiver may be down for more than three hours and still get everything. */
+      retryMinMs: ms.default(5_000),
+      retryMaxMs: ms.default(3_600_000),
+      /** A webhook that has not answered in this long failed (an action's own timeoutMs replaces it). */
+      webhookTimeoutMs: ms.default(10_000),
+      /** A command still running after this long is killed and failed (an action's own timeoutMs replaces it). */
+      commandTimeoutMs: ms.default(30_000),
+      /** Command output kept for the log, per stream. */
+      commandOutputMaxBytes: positiveInt.default(4_096),
+      /** A pre-commit check (rules on upload_check) that has not answered in this long gets checkTimeoutResult. */
+      checkTimeoutMs: ms.default(30_000),
+      /** What a check that times out or fails to run decides: refuse (451, the client may try again) or accept. */
+      checkTimeoutResult: z.enum(['refuse', 'accept']).default('refuse'),
+      /** Uploads a check refused are moved here (with a .json note of why); empty: they are deleted. */
+      quarantineDir: z.string().default(''),
+      /** Delivered events are removed from the store after this long. */
+      keepDeliveredMs: ms.default(7 * 86_400_000),
+    }),
     log: section({
       /** pino log level of the JSON log on standard output. */
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

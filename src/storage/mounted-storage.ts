@@ -207,21 +207,26 @@ export class MountedStorage implements StorageSession {
           await this.#count(m, delta);
         }
         return {
-          settle: async (size) => {
-            if (size !== expected) await this.#count(m, { bytes: size - expected, files: 0 });
+          // The stored size corrects the count, in one transaction with the commit's journal (events).
+          settle: (result, journal) =>
+            this.#count(m, { bytes: result.size - expected, files: 0 }, journal === undefined ? undefined : (trx) => journal(trx, { ...result, storagePath: result.storagePath ?? joinLocation(this.#root(m), at.rel) })),
+          cancel: async () => {
+            await this.#count(m, { bytes: -delta.bytes, files: -delta.files });
           },
-          cancel: () => this.#count(m, { bytes: -delta.bytes, files: -delta.files }),
         };
       },
     });
   }
 
-  async #count(m: EffectiveMount, delta: { bytes: number; files: number }): Promise<void> {
+  /** True when the count (and `also`, in the same transaction) was recorded. */
+  async #count(m: EffectiveMount, delta: { bytes: number; files: number }, also?: (trx: unknown) => Promise<void>): Promise<boolean> {
     try {
-      await this.#o.ledger?.add(m.scope, delta);
+      await this.#o.ledger?.add(m.scope, delta, also);
+      return this.#o.ledger !== null;
     } catch (err) {
       // The file operation itself succeeded; `ftpsd quota scan` puts the count right.
       this.#o.log?.error({ err, scope: m.scope }, 'quota usage not updated');
+      return false;
     }
   }
 

@@ -1,13 +1,13 @@
 import { Transform, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FtpError } from '../errors.js';
-import type { Upload, UploadResult } from './backend.js';
+import type { CommitJournal, CommitOptions, Upload, UploadResult } from './backend.js';
 
 /** Where storage counts usage and first downloads (the store, in the server). */
 export interface UsageLedger {
   /** Current usage of a scope; counted from the files under `root` when the scope has never been counted. */
   usage(scope: string, root: string): Promise<{ bytes: number; files: number }>;
-  add(scope: string, delta: { bytes: number; files: number }): Promise<void>;
+  add(scope: string, delta: { bytes: number; files: number }, alsoInTransaction?: (trx: unknown) => Promise<void>): Promise<void>;
   /** Adds `delta` only if the scope stays within `limits` (null: none), atomically over every node; false if not. */
   reserve(scope: string, delta: { bytes: number; files: number }, limits: { bytes: number | null; files: number | null }): Promise<boolean>;
   /** A file (real path) was downloaded completely. */
@@ -23,13 +23,15 @@ export interface QuotaUploadOptions {
    * Called once every byte has arrived and before the file is put in place, with the bytes received (null when no
    * byte cap applies: then they are not counted on the way, and only the new file is reserved): counts the upload
    * against the quota (throwing the 552 when another upload, on any node, took the room meanwhile) and returns how
-   * to settle that count once the commit succeeded with the stored size, or undo it when the commit failed.
+   * to settle that count once the commit succeeded, or undo it when the commit failed.
    */
   reserve(received: number | null): Promise<QuotaReservation>;
 }
 
 export interface QuotaReservation {
-  settle(storedSize: number): Promise<void>;
+  /** The commit succeeded: corrects the count to the stored size (and writes the commit's journal in the same
+   *  transaction); true when both were recorded. */
+  settle(result: UploadResult, journal?: CommitJournal): Promise<boolean>;
   cancel(): Promise<void>;
 }
 
@@ -44,7 +46,7 @@ export class QuotaUpload implements Upload {
   readonly #piped: Promise<void>;
   #exceeded = false;
   /** Bytes received through the gate; null without a byte cap (no gate counts them). */
-  #received: number | null = 0;
+  #received: number | null = null;
 
   constructor(inner: Upload, opts: QuotaUploadOptions) {
     this.#inner = inner;
@@ -54,9 +56,9 @@ export class QuotaUpload implements Upload {
       // Nothing to cut off: the file stream itself, without a Transform stage and a pipeline per upload.
       this.stream = inner.stream;
       this.#piped = Promise.resolve();
-      this.#received = null;
       return;
     }
+    this.#received = 0;
     const gate = new Transform({
       transform: (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) => {
         const received = (this.#received ?? 0) + chunk.length;
@@ -72,9 +74,10 @@ export class QuotaUpload implements Upload {
     this.#piped.catch(() => undefined);
   }
 
-  async commit(): Promise<UploadResult> {
+  async commit(options?: CommitOptions): Promise<UploadResult> {
     await this.#piped;
-    // Counted before the file appears: if the folder filled up meanwhile, the upload is refused and never visible.
+    // Counted before the file appears: if the folder filled up meanwhile (on any node), the upload is refused and
+    // never visible.
     let reservation: QuotaReservation;
     try {
       reservation = await this.#o.reserve(this.#received);
@@ -84,13 +87,13 @@ export class QuotaUpload implements Upload {
     }
     let result: UploadResult;
     try {
-      result = await this.#inner.commit();
+      result = await this.#inner.commit(options?.check === undefined ? undefined : { check: options.check });
     } catch (err) {
       await reservation.cancel();
       throw err;
     }
-    await reservation.settle(result.size);
-    return result;
+    const journaled = await reservation.settle(result, options?.journal);
+    return options?.journal === undefined ? result : { ...result, journaled };
   }
 
   async abort(keepPartial: boolean): Promise<void> {
