@@ -9,6 +9,7 @@ import { applyPartnerFile } from '../../src/partners/apply.js';
 import { parsePartnerFile } from '../../src/partners/partner-file.js';
 import { openStore, type Store } from '../../src/store/open-store.js';
 import { setPasswordHash } from '../../src/store/partner-repo.js';
+import { isS3Path } from '../../src/storage/s3-place.js';
 import { runProcess, type RunResult } from './clients.js';
 import { startPostgres, type TestPostgres } from './postgres.js';
 import { hashPassword, passiveRange } from './server.js';
@@ -51,6 +52,8 @@ export interface ClusterOptions {
   storage?: (dir: string) => ClusterStorage;
   /** Merged into every node's configuration (one level deep). */
   config?: Record<string, unknown>;
+  /** Merged into one node's configuration after everything else (what differs per node). */
+  nodeConfig?: (id: string, index: number) => Record<string, unknown>;
   /** A PostgreSQL server to reuse; by default one is started and stopped with the topology. */
   postgres?: TestPostgres;
 }
@@ -167,7 +170,8 @@ async function startHaproxy(cfg: string, port: number): Promise<ChildProcess> {
 export async function startCluster(opts: ClusterOptions): Promise<ClusterTopology> {
   const dir = await mkdtemp(join(tmpdir(), 'ftpsd-cluster-'));
   const storage: ClusterStorage = (opts.storage ?? ((d: string): ClusterStorage => ({ root: join(d, 'shared') })))(dir);
-  await mkdir(storage.root, { recursive: true });
+  const onS3 = isS3Path(storage.root);
+  if (!onS3) await mkdir(storage.root, { recursive: true });
   const postgres = opts.postgres ?? (await startPostgres());
   const ownPostgres = opts.postgres === undefined;
   const storeUrl = await postgres.newDatabase();
@@ -193,7 +197,7 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterTopolog
           store: { url: storeUrl, pollIntervalMs: 500 },
           cluster: { nodeId: id, heartbeatIntervalMs: 500, sessionExpiryMs: 3_000 },
           proxyProtocol: { trustedCidrs: [`${BALANCER_IP}/32`], passive: opts.layout === 'balanced', headerTimeoutMs: 2_000 },
-          users: { file: join(dir, 'no-users.yaml'), demoHome: join(storage.root, 'demo') },
+          users: { file: join(dir, 'no-users.yaml'), demoHome: onS3 ? join(dir, 'demo') : join(storage.root, 'demo') },
           tls: { selfSignedDir: join(dir, 'certs') },
           defender: { file: join(dir, `bans-${id}.json`) },
           limits: { failedLoginDelayMs: 50 },
@@ -202,7 +206,7 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterTopolog
         },
         storage.config,
       ),
-      opts.config,
+      merge(opts.config ?? {}, opts.nodeConfig?.(id, i)),
     );
     await writeFile(configFile, stringify(config));
     nodes.push(makeNode(id, ip, pasv, configFile, dir, nodePort));
@@ -312,4 +316,17 @@ function makeNode(id: string, ip: string, pasv: { minPort: number; maxPort: numb
     },
   };
   return node;
+}
+
+/**
+ * Storage on S3 for the nodes: homes and folders of the partners file (`{root}/...`) under `PREFIX` of `bucket`, on
+ * the location `location` names (see test/helpers/s3.ts), with `settings` added to storage.s3.
+ */
+export function s3ClusterStorage(
+  location: { name: string; endpoint: string; accessKeyId: string; secretAccessKey: string },
+  bucket: string,
+  prefix: string,
+  settings: Record<string, unknown> = {},
+): (dir: string) => ClusterStorage {
+  return () => ({ root: `s3://${location.name}/${bucket}/${prefix}`, config: { storage: { s3: { locations: [location], ...settings } } } });
 }
