@@ -160,7 +160,10 @@ async function startHaproxy(cfg: string, port: number): Promise<ChildProcess> {
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const deadline = Date.now() + 10_000;
   while (!(await canConnect(BALANCER_IP, port))) {
-    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`haproxy did not start: ${stderr}`);
+    if (proc.exitCode !== null || Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`haproxy did not start: ${stderr}`);
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   return proc;
@@ -211,12 +214,22 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterTopolog
     await writeFile(configFile, stringify(config));
     nodes.push(makeNode(id, ip, pasv, configFile, dir, nodePort));
   }
-  // The first node creates the self-signed certificate the others then share; the rest start together.
-  await nodes[0]!.start();
-  await Promise.all(nodes.slice(1).map((n) => n.start()));
-  const haproxyCfg = join(dir, 'haproxy.cfg');
-  await writeFile(haproxyCfg, haproxyConfig({ port, nodePort, nodes, layout: opts.layout }));
-  const haproxy = await startHaproxy(haproxyCfg, port);
+  let haproxy: ChildProcess;
+  try {
+    // The first node creates the self-signed certificate the others then share; the rest start together.
+    await nodes[0]!.start();
+    await Promise.all(nodes.slice(1).map((n) => n.start()));
+    const haproxyCfg = join(dir, 'haproxy.cfg');
+    await writeFile(haproxyCfg, haproxyConfig({ port, nodePort, nodes, layout: opts.layout }));
+    haproxy = await startHaproxy(haproxyCfg, port);
+  } catch (err) {
+    // Nothing left running when the topology does not come up (a test's `after` never sees it).
+    await Promise.all(nodes.map((n) => n.kill()));
+    await store.close();
+    if (ownPostgres) await postgres.stop();
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
 
   return {
     dir,
@@ -302,7 +315,8 @@ function makeNode(id: string, ip: string, pasv: { minPort: number; maxPort: numb
         for (const w of waiters) w();
       });
       child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-      const deadline = Date.now() + 20_000;
+      // Generous: three nodes starting at once on a busy 2-core machine take several seconds each.
+      const deadline = Date.now() + 45_000;
       while (!/listening on/.test(stderr)) {
         if (!node.running) throw new Error(`${id} exited at start:\n${stderr}`);
         if (Date.now() > deadline) throw new Error(`${id} did not start:\n${stderr}`);
