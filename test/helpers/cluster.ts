@@ -105,6 +105,19 @@ async function freePort(host: string): Promise<number> {
   });
 }
 
+/** Whether every port of the range can be listened on at `host` right now. */
+async function rangeFree(host: string, range: { minPort: number; maxPort: number }): Promise<boolean> {
+  for (let port = range.minPort; port <= range.maxPort; port++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, host, () => s.close(() => resolve(true)));
+    });
+    if (!ok) return false;
+  }
+  return true;
+}
+
 async function canConnect(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect({ port, host }, () => {
@@ -190,7 +203,9 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterTopolog
   for (let i = 0; i < count; i++) {
     const id = `node${i + 1}`;
     const ip = NODE_IPS[i]!;
-    const pasv = passiveRange(20);
+    // The balancer listens on every node's range on 127.0.0.1, where other processes' ports abound: take a free one.
+    let pasv = passiveRange(20);
+    for (let tries = 0; opts.layout === 'balanced' && tries < 20 && !(await rangeFree(BALANCER_IP, pasv)); tries++) pasv = passiveRange(20);
     const configFile = join(dir, `${id}.yaml`);
     const config = merge(
       merge(
