@@ -137,10 +137,18 @@ function merge(base: Record<string, unknown>, extra: Record<string, unknown> | u
   return out;
 }
 
-function haproxyConfig(o: { port: number; nodePort: number; nodes: ClusterNode[]; layout: PassiveLayout }): string {
+interface BalancedNode {
+  id: string;
+  ip: string;
+  pasv: { minPort: number; maxPort: number };
+}
+
+function haproxyConfig(o: { port: number; nodePort: number; nodes: BalancedNode[]; layout: PassiveLayout; statsSocket: string }): string {
   const lines = [
     'global',
     '  maxconn 2000',
+    // Answers only once every listener is bound: the helper's sign that HAProxy is up (and which servers it sees up).
+    `  stats socket ${o.statsSocket} mode 600 level user`,
     'defaults',
     '  mode tcp',
     '  timeout connect 2s',
@@ -167,18 +175,42 @@ function haproxyConfig(o: { port: number; nodePort: number; nodes: ClusterNode[]
   return lines.join('\n') + '\n';
 }
 
-async function startHaproxy(cfg: string, port: number): Promise<ChildProcess> {
+/** One command on HAProxy's stats socket; null when it does not answer. */
+function haproxyCommand(socket: string, command: string): Promise<string | null> {
+  return new Promise((resolve) => {
+    let out = '';
+    const s = net.connect({ path: socket }, () => s.end(`${command}\n`));
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => (out += d));
+    s.on('end', () => resolve(out));
+    s.on('error', () => resolve(null));
+  });
+}
+
+/** HAProxy's servers of `backend` that its health checks see up. */
+async function serversUp(socket: string, backend: string): Promise<string[]> {
+  const csv = (await haproxyCommand(socket, 'show stat')) ?? '';
+  // CSV columns: pxname, svname, ...; status is the 18th.
+  return csv.split('\n').map((l) => l.split(',')).filter((f) => f[0] === backend && f[1] !== 'BACKEND' && f[1] !== 'FRONTEND' && f[17] === 'UP').map((f) => f[1]!);
+}
+
+/** Starts HAProxy; resolves once every listener is bound, or rejects with its error output (and nothing running). */
+async function startHaproxy(cfg: string, statsSocket: string): Promise<ChildProcess> {
   const proc = spawn('haproxy', ['-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` } });
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const deadline = Date.now() + 10_000;
-  while (!(await canConnect(BALANCER_IP, port))) {
+  while (proc.exitCode !== null || (await haproxyCommand(statsSocket, 'show info')) === null) {
     if (proc.exitCode !== null || Date.now() > deadline) {
       proc.kill('SIGKILL');
       throw new Error(`haproxy did not start: ${stderr}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
+  // Unexpected later: said on stderr, since every test through the balancer fails after it.
+  proc.once('exit', (code, signal) => {
+    if (signal !== 'SIGKILL') process.stderr.write(`haproxy exited (${code ?? signal}):\n${stderr.slice(-2_000)}\n`);
+  });
   return proc;
 }
 
@@ -196,16 +228,38 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterTopolog
   await applyPartnerFile(store, partners, { actor: 'test', dryRun: false });
   for (const [name, password] of Object.entries(opts.passwords)) await setPasswordHash(store.db, name, await hashPassword(password), Date.now());
 
-  const port = await freePort(BALANCER_IP);
   const nodePort = await freePort(NODE_IPS[0]);
   const count = opts.nodes ?? 3;
+  // The balancer first: it listens on 127.0.0.1, where other processes' ports abound (their outgoing connections
+  // take ports in the passive ranges too), so a taken port means new ports and another try before any node is
+  // configured. The nodes listen on addresses of their own.
+  const statsSocket = join(dir, 'haproxy.sock');
+  const haproxyCfg = join(dir, 'haproxy.cfg');
+  let port = 0;
+  let balanced: BalancedNode[] = [];
+  let started: ChildProcess | null = null;
+  for (let attempt = 1; started === null; attempt++) {
+    port = await freePort(BALANCER_IP);
+    balanced = [];
+    for (let i = 0; i < count; i++) {
+      let pasv = passiveRange(20);
+      for (let tries = 0; opts.layout === 'balanced' && tries < 20 && !(await rangeFree(BALANCER_IP, pasv)); tries++) pasv = passiveRange(20);
+      balanced.push({ id: `node${i + 1}`, ip: NODE_IPS[i]!, pasv });
+    }
+    await writeFile(haproxyCfg, haproxyConfig({ port, nodePort, nodes: balanced, layout: opts.layout, statsSocket }));
+    try {
+      started = await startHaproxy(haproxyCfg, statsSocket);
+    } catch (err) {
+      if (attempt < 5 && /Address already in use/.test((err as Error).message)) continue;
+      await store.close();
+      if (ownPostgres) await postgres.stop();
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+  const haproxy = started;
   const nodes: ClusterNode[] = [];
-  for (let i = 0; i < count; i++) {
-    const id = `node${i + 1}`;
-    const ip = NODE_IPS[i]!;
-    // The balancer listens on every node's range on 127.0.0.1, where other processes' ports abound: take a free one.
-    let pasv = passiveRange(20);
-    for (let tries = 0; opts.layout === 'balanced' && tries < 20 && !(await rangeFree(BALANCER_IP, pasv)); tries++) pasv = passiveRange(20);
+  for (const [i, { id, ip, pasv }] of balanced.entries()) {
     const configFile = join(dir, `${id}.yaml`);
     const config = merge(
       merge(
@@ -229,16 +283,19 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterTopolog
     await writeFile(configFile, stringify(config));
     nodes.push(makeNode(id, ip, pasv, configFile, dir, nodePort));
   }
-  let haproxy: ChildProcess;
   try {
     // The first node creates the self-signed certificate the others then share; the rest start together.
     await nodes[0]!.start();
     await Promise.all(nodes.slice(1).map((n) => n.start()));
-    const haproxyCfg = join(dir, 'haproxy.cfg');
-    await writeFile(haproxyCfg, haproxyConfig({ port, nodePort, nodes, layout: opts.layout }));
-    haproxy = await startHaproxy(haproxyCfg, port);
+    // HAProxy marked them down while they started; its next checks (every 300 ms) see them up.
+    const deadline = Date.now() + 10_000;
+    while ((await serversUp(statsSocket, 'nodes')).length < nodes.length) {
+      if (Date.now() > deadline) throw new Error(`haproxy does not see every node up: ${String(await haproxyCommand(statsSocket, 'show stat'))}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   } catch (err) {
     // Nothing left running when the topology does not come up (a test's `after` never sees it).
+    haproxy.kill('SIGKILL');
     await Promise.all(nodes.map((n) => n.kill()));
     await store.close();
     if (ownPostgres) await postgres.stop();
