@@ -119,7 +119,7 @@ describe('ACME across three nodes with pebble', () => {
     const exited = new Promise<number | null>((resolve) => py.once('exit', (code) => resolve(code)));
     const lines = createInterface({ input: py.stdout })[Symbol.asyncIterator]();
     const nextRound = async (): Promise<SessionRound> => {
-      const timer = setTimeout(() => py.kill('SIGKILL'), 60_000);
+      const timer = setTimeout(() => py.kill('SIGKILL'), 90_000);
       const line = await lines.next();
       clearTimeout(timer);
       assert.equal(line.done, false, `ftplib ended early: ${stderr}`);
@@ -151,7 +151,8 @@ describe('ACME across three nodes with pebble', () => {
 
       // Exactly one order: pebble saw one, one node issued, the others installed the stored one.
       const output = pebble.output();
-      assert.equal(output.match(/Added order/g)?.length, 1, 'pebble received one order');
+      const acmeLines = c.nodes.map((n) => `${n.id}: ${n.logs().filter((l) => l.component === 'acme').map((l) => `${String(l.msg)} ${String(l.reason ?? l.from ?? '')}`).join('; ')}`).join('\n');
+      assert.equal(output.match(/Added order/g)?.length, 1, `pebble received one order; the nodes said:\n${acmeLines}`);
       assert.equal(output.match(/Issued certificate serial/g)?.length, 1, 'pebble issued one certificate');
       assert.equal((await readFile(join(work, 'adds'), 'utf8')).trim().split('\n').length, 1, 'one dns-01 challenge was set up');
       const orderers = c.nodes.filter((n) => n.logs().some((l) => l.msg === 'acme certificate issued'));
@@ -204,7 +205,7 @@ class Probe(ReusedSessionFTP_TLS):
 
 sessions = []
 for ip in ${JSON.stringify(c.nodes.map((n) => n.ip))}:
-    ftp = Probe(context=ctx, timeout=20, source_address=('${CLIENT_IP}', 0))
+    ftp = Probe(context=ctx, timeout=60, source_address=('${CLIENT_IP}', 0))
     # The nodes advertise their own address in 227 replies (the direct layout).
     ftp.trust_server_pasv_ipv4_address = True
     ftp.connect(ip, ${c.nodePort}); ftp.auth(); ftp.login('acme', '${PASSWORD}'); ftp.prot_p()

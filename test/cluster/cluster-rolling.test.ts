@@ -55,6 +55,21 @@ describe('a rolling restart of three nodes with files on S3 (Ceph radosgw)', () 
   const curl = (args: string[], timeoutMs: number): Promise<RunResult> => runCurl(['--ssl-reqd', '-k', '--interface', CLIENT_IP, '-u', `acme:${PASSWORD}`, ...args], { timeoutMs });
   const base = () => `ftp://127.0.0.1:${c.port}`;
 
+  /** Stops (SIGTERM) and starts every node in turn. */
+  const restartEach = async (t: { diagnostic(m: string): void }) => {
+    for (const n of c.nodes) {
+      await new Promise((r) => setTimeout(r, 400));
+      // SIGTERM: the node stops taking sessions, lets running transfers finish, and exits; HAProxy's health check
+      // takes it out of rotation meanwhile and puts it back once it listens again.
+      const stopping = Date.now();
+      await n.stop();
+      const starting = Date.now();
+      await n.start();
+      t.diagnostic(`${n.id}: stopped in ${starting - stopping} ms, listening again ${Date.now() - starting} ms later`);
+    }
+    await new Promise((r) => setTimeout(r, 400));
+  };
+
   test('a rolling restart of every node while clients upload loses no committed file', async (t) => {
     const payloads = new Map<string, Buffer>();
     let stop = false;
@@ -73,19 +88,12 @@ describe('a rolling restart of three nodes with files on S3 (Ceph radosgw)', () 
       }
     };
     const workers = [0, 1, 2].map((w) => worker(w));
-    for (const n of c.nodes) {
-      await new Promise((r) => setTimeout(r, 700));
-      // SIGTERM: the node stops taking sessions, lets running transfers finish, and exits; HAProxy's health check
-      // takes it out of rotation meanwhile and puts it back once it listens again.
-      const stopping = Date.now();
-      await n.stop();
-      const starting = Date.now();
-      await n.start();
-      t.diagnostic(`${n.id}: stopped in ${starting - stopping} ms, listening again ${Date.now() - starting} ms later`);
+    try {
+      await restartEach(t);
+    } finally {
+      stop = true;
+      await Promise.all(workers);
     }
-    await new Promise((r) => setTimeout(r, 700));
-    stop = true;
-    await Promise.all(workers);
     t.diagnostic(`${committed.length} uploads committed, ${failed} failed`);
     assert.ok(committed.length >= 10, `enough uploads went through (${committed.length} committed, ${failed} failed)`);
     const stored = new Set(await names());

@@ -175,6 +175,25 @@ function haproxyConfig(o: { port: number; nodePort: number; nodes: BalancedNode[
   return lines.join('\n') + '\n';
 }
 
+// Every node and balancer process this test process started and that still runs. When the test runner stops a file
+// that ran past its time (SIGTERM, no `after` hooks), they would outlive it and load the machine: killed here.
+const children = new Set<ChildProcess>();
+function track(proc: ChildProcess): ChildProcess {
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
+  return proc;
+}
+const killChildren = () => {
+  for (const proc of children) proc.kill('SIGKILL');
+};
+process.once('exit', killChildren);
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    killChildren();
+    process.exit(128 + (signal === 'SIGTERM' ? 15 : 2));
+  });
+}
+
 /** One command on HAProxy's stats socket; null when it does not answer. */
 function haproxyCommand(socket: string, command: string): Promise<string | null> {
   return new Promise((resolve) => {
@@ -196,7 +215,7 @@ async function serversUp(socket: string, backend: string): Promise<string[]> {
 
 /** Starts HAProxy; resolves once every listener is bound, or rejects with its error output (and nothing running). */
 async function startHaproxy(cfg: string, statsSocket: string): Promise<ChildProcess> {
-  const proc = spawn('haproxy', ['-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` } });
+  const proc = track(spawn('haproxy', ['-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` } }));
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const deadline = Date.now() + 10_000;
@@ -375,7 +394,7 @@ function makeNode(id: string, ip: string, pasv: { minPort: number; maxPort: numb
       lines = [];
       stderr = '';
       waiters = new Set();
-      const child = spawn(process.execPath, [BIN, 'serve', '--config', configFile], { cwd: dir, env: { ...process.env, FTPSD_CONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = track(spawn(process.execPath, [BIN, 'serve', '--config', configFile], { cwd: dir, env: { ...process.env, FTPSD_CONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] }));
       proc = child;
       exited = new Promise((resolve) => child.once('exit', () => resolve()));
       let outBuf = '';
