@@ -1,6 +1,6 @@
 import type { UsageLedger } from '../storage/quota-upload.js';
 import type { Store } from '../store/open-store.js';
-import { addUsage, findUsage, markDownloaded, setUsage, type Usage } from '../store/quota-repo.js';
+import { addUsage, findUsage, markDownloaded, reserveUsage, setUsage, type Usage } from '../store/quota-repo.js';
 import { countUsage } from './locations.js';
 
 /**
@@ -16,7 +16,14 @@ export function storeLedger(store: Store, count: (root: string) => Promise<Usage
       await setUsage(store.db, scope, counted);
       return counted;
     },
-    add: (scope, delta) => addUsage(store.db, scope, delta),
+    add: (scope, delta, also) =>
+      also === undefined
+        ? addUsage(store.db, scope, delta)
+        : store.db.transaction().execute(async (trx) => {
+            await addUsage(trx, scope, delta);
+            await also(trx);
+          }),
+    reserve: (scope, delta, limits) => reserveUsage(store.db, scope, delta, limits),
     downloaded: (realPath) => markDownloaded(store.db, realPath),
   };
 }
