@@ -347,9 +347,9 @@ class S3Storage implements StorageSession {
     const upload = await openS3Upload({ client, bucket, key: this.#key(path), existing: there.file }, mode, { partBytes: Math.max(s3.partBytes, chunkBytes), partConcurrency: s3.partConcurrency, log: this.#o.log });
     return {
       stream: upload.stream,
-      commit: async () => {
+      commit: async (options) => {
         try {
-          const done = await upload.commit();
+          const done = await upload.commit(options);
           // The object now lies in its directory: that directory exists for as long as the object does.
           this.#sawDir(parent);
           return done;
