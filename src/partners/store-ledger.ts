@@ -1,6 +1,6 @@
 import type { UsageLedger } from '../storage/quota-upload.js';
 import type { Store } from '../store/open-store.js';
-import { addUsage, findUsage, markDownloaded, setUsage, type Usage } from '../store/quota-repo.js';
+import { findUsage, markDownloaded, setUsage, usageAdder, type Usage } from '../store/quota-repo.js';
 import { countUsage } from './locations.js';
 
 /**
@@ -8,6 +8,7 @@ import { countUsage } from './locations.js';
  * `count` (which also knows S3 folders).
  */
 export function storeLedger(store: Store, count: (root: string) => Promise<Usage> = countUsage): UsageLedger {
+  const add = usageAdder(store);
   return {
     async usage(scope, root) {
       const known = await findUsage(store.db, scope);
@@ -16,7 +17,7 @@ export function storeLedger(store: Store, count: (root: string) => Promise<Usage
       await setUsage(store.db, scope, counted);
       return counted;
     },
-    add: (scope, delta) => addUsage(store.db, scope, delta),
+    add,
     downloaded: (realPath) => markDownloaded(store.db, realPath),
   };
 }
