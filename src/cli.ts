@@ -5,6 +5,7 @@ import { registerAuditCommands } from './cli/audit-commands.js';
 import { registerBanCommands } from './cli/ban-commands.js';
 import { registerCertCommands } from './cli/cert-commands.js';
 import { registerDoctorCommand } from './cli/doctor-command.js';
+import { registerEventCommands } from './cli/event-commands.js';
 import { registerPartnerCommands } from './cli/partner-commands.js';
 import { registerServeCommands } from './cli/serve-command.js';
 import { registerUserCommands } from './cli/user-commands.js';
@@ -31,6 +32,7 @@ registerCertCommands(program, { loadConfig: (f) => load(f).config });
 registerBanCommands(program, { loadConfig: load });
 registerAuditCommands(program, { loadConfig: load });
 registerDoctorCommand(program, { loadConfig: load });
+registerEventCommands(program, { loadConfig: load });
 
 try {
   await program.parseAsync(process.argv);

@@ -9,6 +9,7 @@ import { S3Clients } from '../storage/s3-clients.js';
 import { isS3Path } from '../storage/s3-place.js';
 import { countS3Usage } from '../storage/s3-usage.js';
 import { cliActor } from '../store/change-log.js';
+import { loadEventHooks } from '../store/event-repo.js';
 import { loadPartners } from '../store/partner-repo.js';
 import { withStore } from './store-cli.js';
 
@@ -42,10 +43,10 @@ export function registerPartnerCommands(program: Command, deps: PartnerCommandDe
   program
     .command('export')
     .description('write the partners file of the store (apply it back and nothing changes)')
-    .option('-o, --output <file>', 'write to this file (mode 0600: it holds password hashes) instead of standard output')
+    .option('-o, --output <file>', 'write to this file (mode 0600: it holds password hashes and webhook secrets) instead of standard output')
     .option('-c, --config <file>', 'configuration file')
     .action(async (opts: { output?: string; config?: string }) => {
-      const text = await withStore(deps.loadConfig(opts.config), async (store) => formatPartnerFile(await loadPartners(store.db)));
+      const text = await withStore(deps.loadConfig(opts.config), async (store) => formatPartnerFile(await loadPartners(store.db), true, await loadEventHooks(store.db)));
       if (opts.output === undefined) process.stdout.write(text);
       else writeFileSync(opts.output, text, { mode: 0o600 });
     });

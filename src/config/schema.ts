@@ -82,6 +82,9 @@ export const configSchema = z
       maxListenersPerUser: nonNegativeInt.default(0),
       /** Passive listeners open at once for one client address; more get 425. 0: a quarter of the range. */
       maxListenersPerAddress: nonNegativeInt.default(0),
+      /** EPSV (RFC 2428) answered. Off for nodes behind a balancer that advertise their own externalAddress: EPSV
+       *  names only a port, so the client would connect to the balancer; with 502 clients fall back to PASV. */
+      epsv: z.boolean().default(true),
     }),
     tls: section({
       /** PEM certificate chain (leaf first); empty with keyFile empty: a self-signed certificate in selfSignedDir. */
@@ -144,6 +147,37 @@ export const configSchema = z
       intervalMs: ms.default(3_600_000),
       /** Hidden partial uploads kept for REST are deleted once they are this old. */
       partialUploadMaxAgeMs: ms.default(86_400_000),
+    }),
+    events: section({
+      /** This node's name in event payloads ("node"); empty: the host name. */
+      node: z.string().default(''),
+      /** How often each node looks for due deliveries (retries, other nodes' events); its own are sent at once. */
+      pollIntervalMs: ms.default(1_000),
+      /** Deliveries claimed at a time, and run at once, per node. */
+      concurrency: positiveInt.default(4),
+      /** A claimed delivery is this node's for this long; a node that dies leaves it to another after it. Longer
+       *  than the slowest action's timeout. */
+      leaseMs: ms.default(120_000),
+      /** Attempts before a delivery becomes a dead letter (`ftpsd events list --failed`, `ftpsd events retry`). */
+      maxAttempts: positiveInt.default(12),
+      /** Wait after the first failed attempt; it doubles with each further one, up to retryMaxMs. With the defaults a
+       *  receiver may be down for more than three hours and still get everything. */
+      retryMinMs: ms.default(5_000),
+      retryMaxMs: ms.default(3_600_000),
+      /** A webhook that has not answered in this long failed (an action's own timeoutMs replaces it). */
+      webhookTimeoutMs: ms.default(10_000),
+      /** A command still running after this long is killed and failed (an action's own timeoutMs replaces it). */
+      commandTimeoutMs: ms.default(30_000),
+      /** Command output kept for the log, per stream. */
+      commandOutputMaxBytes: positiveInt.default(4_096),
+      /** A pre-commit check (rules on upload_check) that has not answered in this long gets checkTimeoutResult. */
+      checkTimeoutMs: ms.default(30_000),
+      /** What a check that times out or fails to run decides: refuse (451, the client may try again) or accept. */
+      checkTimeoutResult: z.enum(['refuse', 'accept']).default('refuse'),
+      /** Uploads a check refused are moved here (with a .json note of why); empty: they are deleted. */
+      quarantineDir: z.string().default(''),
+      /** Delivered events are removed from the store after this long. */
+      keepDeliveredMs: ms.default(7 * 86_400_000),
     }),
     log: section({
       /** pino log level of the JSON log on standard output. */
@@ -345,6 +379,20 @@ export const configSchema = z
       trustedCidrs: z.array(cidr).default([]),
       /** A trusted balancer's connection without a complete header within this time is closed. */
       headerTimeoutMs: ms.default(5_000),
+      /** The same on the passive ports, for a balancer that forwards each node's passive range to it (with
+       *  send-proxy-v2): the data connection's address check then compares the client named in the header. Off when
+       *  data connections go straight to the node. */
+      passive: z.boolean().default(false),
+    }),
+    cluster: section({
+      /** This node's name among several sharing one PostgreSQL store (session counts, audit file, ACME lock);
+       *  empty: the host name. Letters, digits, dot, dash and underscore. */
+      nodeId: z.string().regex(/^[A-Za-z0-9._-]*$/, 'letters, digits, ".", "-" and "_" only').default(''),
+      /** With a PostgreSQL store, how often a node refreshes the heartbeat of its logged-in sessions there. */
+      heartbeatIntervalMs: ms.default(5_000),
+      /** A session whose node has not refreshed it for this long stops counting against the user's session cap (the
+       *  node died). Several heartbeat intervals. */
+      sessionExpiryMs: ms.default(30_000),
     }),
     shutdown: section({
       /** SIGTERM lets running transfers finish for at most this long. */

@@ -15,6 +15,7 @@ import { allLocations, countUsage } from './locations.js';
 // scans. Each change is a change-log record, which the running server writes to its audit trail.
 
 const DAY_MS = 86_400_000;
+const EXPIRY_RECORD_WINDOW_MS = 7 * DAY_MS;
 
 export interface RetentionDeletion {
   scope: string;
@@ -92,8 +93,9 @@ export async function scanQuota(store: Store, resolve: (p: string) => string, co
  * Disables users whose autoDisableAfterDays passed without a login, and lifts data-session-reuse exceptions whose
  * expiry passed (the check itself already ignores them; this records the lapse and clears them from the store).
  */
-export async function runLifecycle(store: Store, now = Date.now()): Promise<{ disabled: string[]; lapsed: string[] }> {
+export async function runLifecycle(store: Store, now = Date.now()): Promise<{ disabled: string[]; lapsed: string[]; expired: string[] }> {
   const disabled: string[] = [];
+  const expiredNames: string[] = [];
   const lapsed: string[] = [];
   const set = await loadPartners(store.db);
   for (const name of Object.keys(set.users)) {
@@ -109,6 +111,16 @@ export async function runLifecycle(store: Store, now = Date.now()): Promise<{ di
     });
     disabled.push(name);
   }
+  // Expiry needs no change to take effect (logins check it); it is recorded once, so the audit trail and the
+  // user_expired event say when it passed. Only recent expiries: an upgrade does not announce ones long past.
+  const expired = await store.db.selectFrom('users').select(['name', 'expires_at']).where('expires_at', '<=', now).where('expires_at', '>', now - EXPIRY_RECORD_WINDOW_MS).execute();
+  for (const u of expired) {
+    const recorded = await store.db.selectFrom('change_log').select('id').where('entity_kind', '=', 'user').where('entity_name', '=', u.name).where('action', '=', 'expire').where('at', '>=', u.expires_at!).executeTakeFirst();
+    if (recorded !== undefined) continue;
+    const groups = (await store.db.selectFrom('user_groups').select('group_name').where('user_name', '=', u.name).orderBy('position').execute()).map((g) => g.group_name);
+    await recordChange(store.db, { actor: 'system:lifecycle', action: 'expire', entityKind: 'user', entityName: u.name, after: { expiresAt: new Date(u.expires_at!).toISOString(), groups } }, now);
+    expiredNames.push(u.name);
+  }
   const due = await store.db.selectFrom('policies').select(['owner_kind', 'owner_name', 'reuse_exception_reason', 'reuse_exception_expires_at']).where('reuse_exception_expires_at', '<=', now).execute();
   for (const row of due) {
     await store.db.transaction().execute(async (trx) => {
@@ -117,7 +129,7 @@ export async function runLifecycle(store: Store, now = Date.now()): Promise<{ di
     });
     lapsed.push(`${row.owner_kind}:${row.owner_name}`);
   }
-  return { disabled, lapsed };
+  return { disabled, lapsed, expired: expiredNames };
 }
 
 export { countUsage };

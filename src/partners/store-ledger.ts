@@ -1,6 +1,6 @@
 import type { UsageLedger } from '../storage/quota-upload.js';
 import type { Store } from '../store/open-store.js';
-import { findUsage, markDownloaded, setUsage, usageAdder, type Usage } from '../store/quota-repo.js';
+import { addUsage, findUsage, markDownloaded, reserveUsage, setUsage, usageAdder, type Usage } from '../store/quota-repo.js';
 import { countUsage } from './locations.js';
 
 /**
@@ -17,7 +17,15 @@ export function storeLedger(store: Store, count: (root: string) => Promise<Usage
       await setUsage(store.db, scope, counted);
       return counted;
     },
-    add,
+    // Without a journal to write along, the usage change is one prepared statement (usageAdder).
+    add: (scope, delta, also) =>
+      also === undefined
+        ? add(scope, delta)
+        : store.db.transaction().execute(async (trx) => {
+            await addUsage(trx, scope, delta);
+            await also(trx);
+          }),
+    reserve: (scope, delta, limits) => reserveUsage(store.db, scope, delta, limits),
     downloaded: (realPath) => markDownloaded(store.db, realPath),
   };
 }

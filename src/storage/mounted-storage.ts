@@ -196,19 +196,44 @@ export class MountedStorage implements StorageSession {
       oldSize = replaced?.size ?? 0;
       isNew = replaced === null;
     }
+    const kept = mode.kind === 'append' ? oldSize : mode.kind === 'resume' ? mode.offset : 0;
     return new QuotaUpload(inner, {
       capBytes,
       onCapExceeded: () => quotaError(m, 'bytes'),
-      onCommitted: (size) => this.#count(m, { bytes: size - oldSize, files: isNew ? 1 : 0 }),
+      reserve: async (received) => {
+        // Without a byte cap the bytes were not counted on the way: the old size stands in until the commit tells.
+        const expected = received === null ? oldSize : kept + received;
+        const delta = { bytes: expected - oldSize, files: isNew ? 1 : 0 };
+        if (limited) {
+          // The check at open read the usage before this upload's bytes came; other uploads (on this node or another)
+          // may have filled the folder since. Only a conditional update tells.
+          if (!(await ledger.reserve(m.scope, delta, { bytes: m.quotaBytes, files: isNew ? m.quotaFiles : null }))) {
+            throw quotaError(m, m.quotaFiles !== null && isNew && delta.bytes <= 0 ? 'files' : 'bytes');
+          }
+        } else {
+          await this.#count(m, delta);
+        }
+        return {
+          // The stored size corrects the count, in one transaction with the commit's journal (events).
+          settle: (result, journal) =>
+            this.#count(m, { bytes: result.size - expected, files: 0 }, journal === undefined ? undefined : (trx) => journal(trx, { ...result, storagePath: result.storagePath ?? joinLocation(this.#root(m), at.rel) })),
+          cancel: async () => {
+            await this.#count(m, { bytes: -delta.bytes, files: -delta.files });
+          },
+        };
+      },
     });
   }
 
-  async #count(m: EffectiveMount, delta: { bytes: number; files: number }): Promise<void> {
+  /** True when the count (and `also`, in the same transaction) was recorded. */
+  async #count(m: EffectiveMount, delta: { bytes: number; files: number }, also?: (trx: unknown) => Promise<void>): Promise<boolean> {
     try {
-      await this.#o.ledger?.add(m.scope, delta);
+      await this.#o.ledger?.add(m.scope, delta, also);
+      return this.#o.ledger !== null;
     } catch (err) {
       // The file operation itself succeeded; `ftpsd quota scan` puts the count right.
       this.#o.log?.error({ err, scope: m.scope }, 'quota usage not updated');
+      return false;
     }
   }
 

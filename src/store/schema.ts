@@ -138,6 +138,87 @@ export interface StoreMetaTable {
   value: string;
 }
 
+export interface EventActionsTable {
+  name: string;
+  /** 'webhook' or 'command'. */
+  kind: string;
+  /** JSON of the webhook or command settings (the webhook's secret included). */
+  config: string;
+  description: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface EventRulesTable {
+  name: string;
+  /** Comma-separated event names. */
+  events: string;
+  /** JSON: users, groups, paths, minSize, maxSize, results. */
+  filter: string;
+  /** Comma-separated action names. */
+  actions: string;
+  enabled: number;
+  description: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/** One row per published event that some rule wanted; its payload is what every action receives. */
+export interface EventsTable {
+  /** The idempotency key receivers see. */
+  id: string;
+  type: string;
+  at: number;
+  node: string;
+  payload: string;
+}
+
+/** One row per event and action: the durable queue, its leases and its dead letters. */
+export interface EventDeliveriesTable {
+  id: Generated<number>;
+  event_id: string;
+  action: string;
+  /** The rule that sent the event to the action (the first one, when several did). */
+  rule: string;
+  /** pending, delivered, failed (dead letter). */
+  state: string;
+  attempts: number;
+  /** Not before this time (backoff). */
+  next_at: number;
+  /** The node process holding the delivery, until lease_until; a lease past its time is free to take again. */
+  lease_owner: string | null;
+  lease_until: number | null;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+  delivered_at: number | null;
+}
+
+/** A logged-in session on some node, so a user's session cap counts every node's sessions. */
+export interface ClusterSessionsTable {
+  /** "<node id>/<session id>". */
+  id: string;
+  node_id: string;
+  user_name: string;
+  ip: string;
+  started_at: number;
+  /** Refreshed by the node every cluster.heartbeatIntervalMs; older than cluster.sessionExpiryMs: its node died. */
+  heartbeat_at: number;
+}
+
+/** A certificate one node ordered (ACME) for every node to install. */
+export interface ClusterCertificatesTable {
+  /** "acme" for the ACME certificate. */
+  name: string;
+  key_pem: string;
+  cert_pem: string;
+  /** JSON: which CA and names it was ordered for (acme/acme-store.ts StoredCertificateMeta). */
+  meta: string;
+  updated_at: number;
+  /** Node id of the node that stored it. */
+  updated_by: string;
+}
+
 export interface Database {
   users: UsersTable;
   groups: GroupsTable;
@@ -152,6 +233,12 @@ export interface Database {
   download_marks: DownloadMarksTable;
   change_log: ChangeLogTable;
   store_meta: StoreMetaTable;
+  event_actions: EventActionsTable;
+  event_rules: EventRulesTable;
+  events: EventsTable;
+  event_deliveries: EventDeliveriesTable;
+  cluster_sessions: ClusterSessionsTable;
+  cluster_certificates: ClusterCertificatesTable;
 }
 
 type Db = Kysely<unknown>;
@@ -284,6 +371,87 @@ export function migrations(engine: Engine): Record<string, Migration> {
         for (const t of ['store_meta', 'change_log', 'download_marks', 'ban_offences', 'bans', 'quota_usage', 'policies', 'permissions', 'mounts', 'folders', 'user_groups', 'groups', 'users']) {
           await db.schema.dropTable(t).execute();
         }
+      },
+    },
+    '0002_events': {
+      async up(db: Db) {
+        await db.schema
+          .createTable('event_actions')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('config', 'text', (c) => c.notNull())
+          .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('event_rules')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('events', 'text', (c) => c.notNull())
+          .addColumn('filter', 'text', (c) => c.notNull())
+          .addColumn('actions', 'text', (c) => c.notNull())
+          .addColumn('enabled', 'integer', (c) => c.notNull().defaultTo(1))
+          .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('events')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('at', 'bigint', (c) => c.notNull())
+          .addColumn('node', 'text', (c) => c.notNull())
+          .addColumn('payload', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('event_deliveries')
+          .addColumn('id', engine === 'postgres' ? 'bigserial' : 'integer', (c) => (engine === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
+          .addColumn('event_id', 'text', (c) => c.notNull().references('events.id').onDelete('cascade'))
+          .addColumn('action', 'text', (c) => c.notNull())
+          .addColumn('rule', 'text', (c) => c.notNull())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_at', 'bigint', (c) => c.notNull())
+          .addColumn('lease_owner', 'text')
+          .addColumn('lease_until', 'bigint')
+          .addColumn('last_error', 'text')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addColumn('delivered_at', 'bigint')
+          .addUniqueConstraint('event_deliveries_event_action', ['event_id', 'action'])
+          .execute();
+        await db.schema.createIndex('event_deliveries_due').on('event_deliveries').columns(['state', 'next_at']).execute();
+      },
+      async down(db: Db) {
+        for (const t of ['event_deliveries', 'events', 'event_rules', 'event_actions']) await db.schema.dropTable(t).execute();
+      },
+    },
+    '0004_cluster': {
+      async up(db: Db) {
+        await db.schema
+          .createTable('cluster_sessions')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('node_id', 'text', (c) => c.notNull())
+          .addColumn('user_name', 'text', (c) => c.notNull())
+          .addColumn('ip', 'text', (c) => c.notNull())
+          .addColumn('started_at', 'bigint', (c) => c.notNull())
+          .addColumn('heartbeat_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('cluster_sessions_user').on('cluster_sessions').columns(['user_name', 'heartbeat_at']).execute();
+        await db.schema.createIndex('cluster_sessions_node').on('cluster_sessions').column('node_id').execute();
+        await db.schema
+          .createTable('cluster_certificates')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('key_pem', 'text', (c) => c.notNull())
+          .addColumn('cert_pem', 'text', (c) => c.notNull())
+          .addColumn('meta', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_by', 'text', (c) => c.notNull())
+          .execute();
+      },
+      async down(db: Db) {
+        await db.schema.dropTable('cluster_certificates').execute();
+        await db.schema.dropTable('cluster_sessions').execute();
       },
     },
   };
