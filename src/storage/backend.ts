@@ -87,6 +87,11 @@ export interface Upload {
    * received so far stay under the hidden partial name so `REST` can continue them.
    */
   abort(keepPartial: boolean): Promise<void>;
+  /**
+   * What the upload replaces, as found when it was opened: the size of the file already there, or null when the
+   * name was free. Left undefined by a backend that does not look (the caller then asks `stat`).
+   */
+  readonly replaced?: { size: number } | null;
 }
 
 /**
