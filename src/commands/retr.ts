@@ -38,7 +38,7 @@ export const RETR: CommandSpec = {
         if (s.params.type !== 'A' && range !== undefined) await sendFileToClient(range, c, transferLimits(s, 'download'), signal, chunk, progress);
         else await sendToClient(source, c, transferLimits(s, 'download'), signal, chunk, progress);
         return { code: 226, text: 'Transfer complete' };
-      });
+      }, { path, size: Math.max(0, info.size - offset), progress });
       auditTransfer(s, { direction: 'download', path, bytes: progress.bytes, started, conn, offset, result: reply.code === 226 ? 'ok' : 'aborted', code: reply.code });
       return reply;
     } catch (err) {

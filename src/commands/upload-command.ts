@@ -44,7 +44,7 @@ export async function runUpload(s: Session, path: string, mode: UploadMode, prel
       committed = true;
       auditTransfer(s, { direction: 'upload', path, bytes: progress.bytes, started, conn: c, offset, sha256: result.sha256, result: 'ok', code: 226 });
       return done(result.sha256);
-    });
+    }, { path, size: null, progress });
     if (!committed) auditTransfer(s, { direction: 'upload', path, bytes: progress.bytes, started, conn, offset, result: 'aborted', code: reply.code });
     return reply;
   } catch (err) {

@@ -35,6 +35,10 @@ const RUNTIME_KEYS: readonly string[] = [
   'housekeeping.',
   'activeMode.',
   'shutdown.',
+  'admin.tokenIdleTimeoutMs',
+  'admin.tokenMaxAgeMs',
+  'admin.failedLoginDelayMs',
+  'admin.auditSearchMaxResults',
 ];
 
 /** Bound at start even inside a section that otherwise reloads. */

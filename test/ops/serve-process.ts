@@ -52,6 +52,7 @@ export async function startServeProcess(opts: {
     defender: { file: join(dir, 'bans.json') },
     limits: { failedLoginDelayMs: 50 },
     log: { level: 'info' },
+    admin: { host: '127.0.0.1', port: 0 },
   };
   const writeConfig = async (extra: Record<string, unknown>) => {
     const merged: Record<string, unknown> = { ...base };
