@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import swagger from '@fastify/swagger';
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
 import type { Logger } from 'pino';
 import { PasswordHasher } from '../auth/password-hasher.js';
 import { unmapIPv4 } from '../protocol/address-text.js';
@@ -36,6 +36,12 @@ declare module 'fastify' {
   }
 }
 
+/** What each app registered (method, URL, config, schema): the OpenAPI test compares it with the document. */
+const registered = new WeakMap<FastifyInstance, RouteOptions[]>();
+export function registeredRoutes(app: FastifyInstance): readonly RouteOptions[] {
+  return registered.get(app) ?? [];
+}
+
 export async function buildAdminApp(server: ServerHandle, log: Logger): Promise<FastifyInstance> {
   const cfg = server.config.admin;
   const cert = server.certStore.current();
@@ -53,10 +59,15 @@ export async function buildAdminApp(server: ServerHandle, log: Logger): Promise<
   }) as unknown as FastifyInstance;
   const ctx: AdminContext = { server, log: log.child({ component: 'admin' }), hasher: new PasswordHasher({ concurrency: 1, queueMax: 32 }) };
 
+  const routes: RouteOptions[] = [];
+  registered.set(app, routes);
+  app.addHook('onRoute', (route) => void routes.push(route));
   app.decorateRequest('principal', null);
   app.addSchema(errorSchema);
   await app.register(cookie);
   await app.register(formbody, { bodyLimit: cfg.bodyLimitBytes });
+  // The API takes JSON (and the pages their forms); a text body is refused with 415 rather than read as a string.
+  app.removeContentTypeParser('text/plain');
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',

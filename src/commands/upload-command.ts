@@ -16,6 +16,7 @@ import { auditTransfer, transferLimits } from './transfer-audit.js';
  */
 export async function runUpload(s: Session, path: string, mode: UploadMode, preliminary: string, done: (sha256: string) => Reply): Promise<Reply> {
   const chunk = s.server.config.limits.transferChunkBytes;
+  const user = s.user.name;
   const upload = await s.storage.openUpload(path, mode, chunk);
   const started = Date.now();
   const offset = mode.kind === 'resume' ? mode.offset : 0;
@@ -42,15 +43,15 @@ export async function runUpload(s: Session, path: string, mode: UploadMode, prel
       await converted;
       const result = await upload.commit();
       committed = true;
-      auditTransfer(s, { direction: 'upload', path, bytes: progress.bytes, started, conn: c, offset, sha256: result.sha256, result: 'ok', code: 226 });
+      auditTransfer(s, { user, direction: 'upload', path, bytes: progress.bytes, started, conn: c, offset, sha256: result.sha256, result: 'ok', code: 226 });
       return done(result.sha256);
     }, { path, size: null, progress });
-    if (!committed) auditTransfer(s, { direction: 'upload', path, bytes: progress.bytes, started, conn, offset, result: 'aborted', code: reply.code });
+    if (!committed) auditTransfer(s, { user, direction: 'upload', path, bytes: progress.bytes, started, conn, offset, result: 'aborted', code: reply.code });
     return reply;
   } catch (err) {
     const code = err instanceof FtpError ? err.code : 451;
     // RFC 959 426 "transfer aborted": the connection was cut or stalled (a truncated upload included), not a server failure.
-    auditTransfer(s, { direction: 'upload', path, bytes: progress.bytes, started, conn, offset, result: code === 426 ? 'aborted' : 'failed', code });
+    auditTransfer(s, { user, direction: 'upload', path, bytes: progress.bytes, started, conn, offset, result: code === 426 ? 'aborted' : 'failed', code });
     throw err;
   } finally {
     // An interrupted upload keeps its bytes under the hidden partial name, so REST + STOR can continue it.

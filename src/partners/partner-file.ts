@@ -92,7 +92,7 @@ export function parsePartnerFile(text: string, source: string): PartnerFile {
     throw new ConfigError(`${source} is not valid YAML`, [(err as Error).message.split('\n')[0] ?? '']);
   }
   const parsed = fileSchema.safeParse(raw);
-  if (!parsed.success) throw new ConfigError(`${source} is invalid; nothing was changed`, parsed.error.issues.map((i) => `${issuePath(i.path)}: ${i.message}`));
+  if (!parsed.success) throw new ConfigError(`${source} is invalid; nothing was changed`, parsed.error.issues.map((i) => `${issuePath(i.path)}: ${issueMessage(i)}`));
   const data = parsed.data;
   const set: PartnerSet = { users: {}, groups: {}, folders: {} };
   const keepPassword = new Set<string>();
@@ -120,7 +120,7 @@ export function parseEntry<K extends EntryKind>(kind: K, name: string, raw: unkn
   const nameProblem = NAME.test(name) ? [] : [`${where}: ${kind} names use letters, digits and . _ @ - (at most 64)`];
   const schema = kind === 'folder' ? folderEntrySchema : kind === 'group' ? groupEntrySchema : userEntrySchema.omit({ password: true });
   const parsed = schema.safeParse(raw);
-  if (!parsed.success) return { ok: false, problems: [...nameProblem, ...parsed.error.issues.map((i) => `${where}${i.path.length === 0 ? '' : `.${issuePath(i.path)}`}: ${i.message}`)] };
+  if (!parsed.success) return { ok: false, problems: [...nameProblem, ...parsed.error.issues.map((i) => `${where}${i.path.length === 0 ? '' : `.${issuePath(i.path)}`}: ${issueMessage(i)}`)] };
   if (nameProblem.length > 0) return { ok: false, problems: nameProblem };
   const data = parsed.data as never;
   const entity = kind === 'folder' ? folderFromEntry(name, data) : kind === 'group' ? { name, ...owner(data) } : userFromEntry(name, data);
@@ -167,6 +167,12 @@ export function crossCheck(set: PartnerSet): string[] {
     if (new Set(u.groups).size !== u.groups.length) problems.push(`users.${u.name}.groups: lists a group twice`);
   }
   return problems;
+}
+
+/** A record key's own check says what is wrong with it ("must be an absolute virtual path"), not zod's "Invalid key". */
+function issueMessage(i: z.core.$ZodIssue): string {
+  if (i.code === 'invalid_key') return i.issues.map((k) => k.message).join('; ') || i.message;
+  return i.message;
 }
 
 function issuePath(path: readonly PropertyKey[]): string {

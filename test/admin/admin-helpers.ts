@@ -19,18 +19,27 @@ export interface HttpResult {
 export interface AdminServer extends TestServer {
   adminPort: number;
   /** Raw request to the admin listener. */
-  request(method: string, path: string, opts?: { body?: unknown; raw?: string | Buffer; headers?: Record<string, string>; token?: string }): Promise<HttpResult>;
+  request(method: string, path: string, opts?: CallOptions): Promise<HttpResult>;
   /** Creates an account directly in the store (no one-time password), logs it in, returns its token. */
   account(name: string, role: AdminRole): Promise<{ name: string; password: string; token: string }>;
   login(name: string, password: string, totp?: string): Promise<HttpResult>;
 }
 
-export function httpsCall(port: number, method: string, path: string, opts: { body?: unknown; raw?: string | Buffer; headers?: Record<string, string>; token?: string } = {}): Promise<HttpResult> {
+export interface CallOptions {
+  body?: unknown;
+  raw?: string | Buffer;
+  headers?: Record<string, string>;
+  token?: string;
+  /** Source address (another loopback address, to be told apart by the defender). */
+  localAddress?: string;
+}
+
+export function httpsCall(port: number, method: string, path: string, opts: CallOptions = {}): Promise<HttpResult> {
   const payload = opts.raw ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body));
   const headers: Record<string, string> = { ...(payload !== undefined && opts.raw === undefined ? { 'content-type': 'application/json' } : {}), ...(opts.token === undefined ? {} : { authorization: `Bearer ${opts.token}` }), ...opts.headers };
   if (payload !== undefined) headers['content-length'] = String(Buffer.byteLength(payload));
   return new Promise((resolve, reject) => {
-    const req = httpsRequest({ host: '127.0.0.1', port, method, path, headers, rejectUnauthorized: false, timeout: 30_000 }, (res) => {
+    const req = httpsRequest({ host: '127.0.0.1', port, method, path, headers, rejectUnauthorized: false, timeout: 30_000, ...(opts.localAddress === undefined ? {} : { localAddress: opts.localAddress }) }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { runRetention } from '../../partners/housekeeping.js';
 import { actorOf, recordAdminChange, type AdminContext } from '../context.js';
 import { bool, int, number, responses, str } from '../schemas.js';
@@ -16,17 +16,17 @@ const reportSchema = {
 } as const;
 
 export function retentionRoutes(app: FastifyInstance, ctx: AdminContext): void {
-  const run = async (dryRun: boolean, actor: string) => ({
+  const run = async (dryRun: boolean, request: FastifyRequest) => ({
     dryRun,
-    ...(await runRetention(ctx.server.store, { resolve: ctx.server.resolvePath, partialMaxAgeMs: ctx.server.config.housekeeping.partialUploadMaxAgeMs, dryRun, actor })),
+    ...(await runRetention(ctx.server.store, { resolve: ctx.server.resolvePath, partialMaxAgeMs: ctx.server.config.housekeeping.partialUploadMaxAgeMs, dryRun, actor: actorOf(request), ip: request.ip })),
   });
 
   app.post('/api/v1/retention/dry-run', { config: { access: 'read' }, schema: { tags: ['retention'], summary: 'What a retention run would delete now (nothing is deleted)', response: responses({ 200: reportSchema }) } }, (request) =>
-    run(true, actorOf(request)),
+    run(true, request),
   );
 
   app.post('/api/v1/retention/run', { config: { access: 'manage' }, schema: { tags: ['retention'], summary: 'Delete what retention says is due, now', response: responses({ 200: reportSchema }) } }, async (request) => {
-    const report = await run(false, actorOf(request));
+    const report = await run(false, request);
     await recordAdminChange(ctx, request, { action: 'run', kind: 'retention', name: '*', after: { deleted: report.deleted.length, partialsRemoved: report.partialsRemoved.length } });
     return report;
   });
