@@ -123,7 +123,8 @@ export async function buildAdminApp(server: ServerHandle, log: Logger): Promise<
     reply.header('content-security-policy', CSP);
     reply.header('x-content-type-options', 'nosniff');
     reply.header('x-frame-options', 'DENY');
-    reply.header('referrer-policy', 'no-referrer');
+    // Not no-referrer: with it, browsers send "Origin: null" on our own form posts and the origin check could not tell.
+    reply.header('referrer-policy', 'same-origin');
     reply.header('strict-transport-security', 'max-age=31536000');
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
     return payload;

@@ -36,6 +36,9 @@ export function registerPages(app: FastifyInstance, ctx: AdminContext): void {
   app.get('/assets/admin.css', { config: { access: 'public' }, schema: hide }, asset(ADMIN_CSS, 'text/css; charset=utf-8'));
   app.get('/assets/admin.js', { config: { access: 'public' }, schema: hide }, asset(ADMIN_JS, 'text/javascript; charset=utf-8'));
 
+  // Browsers ask for it on every site; an empty answer keeps 404s out of their consoles.
+  app.get('/favicon.ico', { config: { access: 'public' }, schema: hide }, (_request, reply) => reply.code(204).header('cache-control', 'max-age=86400').send());
+
   app.get('/login', { config: { access: 'public' }, schema: hide }, (request, reply) => {
     const q = request.query as { next?: string; msg?: string; error?: string };
     return reply.type('text/html; charset=utf-8').send(page({ title: 'Log in', principal: null, msg: q.msg, error: q.error, body: loginForm(safeNext(q.next)) }));
