@@ -46,7 +46,8 @@ export async function buildAdminApp(server: ServerHandle, log: Logger): Promise<
   const cfg = server.config.admin;
   const cert = server.certStore.current();
   const app = Fastify({
-    https: { key: cert.keyPem, cert: cert.certPem, minVersion: server.config.tls.minVersion },
+    // The FTPS listener's TLS versions and ciphers, so one policy covers both.
+    https: { key: cert.keyPem, cert: cert.certPem, minVersion: server.config.tls.minVersion, ciphers: server.config.tls.ciphers },
     bodyLimit: cfg.bodyLimitBytes,
     loggerInstance: log.child({ component: 'admin' }),
     // Changes are logged once each, by the onResponse hook below, with who made them; reads are not.
@@ -159,7 +160,7 @@ export async function startAdminServer(opts: { server: ServerHandle; log: Logger
   await app.ready();
   const onCertificate = (c: InstalledCertificate) => {
     try {
-      (app.server as import('node:https').Server).setSecureContext({ key: c.keyPem, cert: c.certPem, minVersion: server.config.tls.minVersion });
+      (app.server as import('node:https').Server).setSecureContext({ key: c.keyPem, cert: c.certPem, minVersion: server.config.tls.minVersion, ciphers: server.config.tls.ciphers });
     } catch (err) {
       log.error({ err, event: 'admin_certificate_failed' }, 'admin listener keeps its previous certificate');
     }

@@ -52,7 +52,8 @@ export async function startServeProcess(opts: {
     defender: { file: join(dir, 'bans.json') },
     limits: { failedLoginDelayMs: 50 },
     log: { level: 'info' },
-    admin: { host: '127.0.0.1', port: 0 },
+    // The admin listener has tests of its own (test/admin/); these measure and drive FTPS.
+    admin: { enabled: false },
   };
   const writeConfig = async (extra: Record<string, unknown>) => {
     const merged: Record<string, unknown> = { ...base };
