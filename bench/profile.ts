@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -21,6 +22,8 @@ const { values: args } = parseArgs({
     files: { type: 'string', default: '500' },
     'big-mib': { type: 'string', default: '1024' },
     out: { type: 'string', default: join(repoDir, 'bench/results/profiles') },
+    // Also samples the server with `perf record` (true CPU time, kernel included) while the work runs.
+    perf: { type: 'boolean', default: false },
   },
 });
 const files = Number(args.files);
@@ -31,7 +34,23 @@ const QUIET_MS = 1_500;
 const outDir = resolve(args.out, `${args.work}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
 await mkdir(outDir, { recursive: true });
 const data = await mkdtemp(join(tmpdir(), 'ftpsd-profile-'));
-const t = await startFtpsdTarget(repoDir, ['--cpu-prof', '--cpu-prof-dir', outDir]);
+// --perf-basic-prof writes /tmp/perf-PID.map, which names JIT-compiled JavaScript functions in perf's report.
+const t = await startFtpsdTarget(repoDir, ['--cpu-prof', '--cpu-prof-dir', outDir, ...(args.perf ? ['--perf-basic-prof'] : [])]);
+const perfData = join(outDir, 'perf.data');
+let perfRecord: ChildProcess | null = null;
+/** Starts `perf record` on the server once the work is about to begin (after the preparation). */
+const startPerf = async (): Promise<void> => {
+  if (!args.perf) return;
+  perfRecord = spawn('perf', ['record', '-F', '2000', '-g', '-p', String(t.pid), '-o', perfData], { stdio: 'ignore' });
+  await sleep(300);
+};
+const stopPerf = async (): Promise<void> => {
+  const p = perfRecord;
+  if (p === null) return;
+  perfRecord = null;
+  p.kill('SIGINT');
+  await once(p, 'exit');
+};
 let per = files;
 let unit = 'file';
 try {
@@ -48,17 +67,20 @@ try {
   switch (args.work) {
     case 'small-up':
       await sleep(QUIET_MS);
+      await startPerf();
       await lftp(`mkdir up\nmput -O up ${small}/*`);
       break;
     case 'small-down':
       await lftp(`mkdir up\nmput -O up ${small}/*`);
       await sleep(QUIET_MS);
+      await startPerf();
       await lftp(`mget -O ${back} up/*`);
       if ((await readdir(back)).length !== files) throw new Error('not every file came back');
       break;
     case 'ftplib': {
       // Up and down in one session (bench/ftplib_small.py); the summary covers both halves.
       await sleep(QUIET_MS);
+      await startPerf();
       const r = await runProcess('python3', [join(repoDir, 'bench/ftplib_small.py'), String(t.port), 'py', small, back, String(t.pid)], {
         env: { FTP_USER: t.user, FTP_PASSWORD: t.password },
         timeoutMs: 600_000,
@@ -73,6 +95,7 @@ try {
       execFileSync('sh', ['-c', `head -c ${bigBytes} /dev/urandom > "$1"`, 'sh', big]);
       if (args.work === 'big-down') execFileSync('ln', [big, join(t.dataDir, 'big.bin')]);
       await sleep(QUIET_MS);
+      await startPerf();
       const r = args.work === 'big-down'
         ? await runCurl(['--ssl-reqd', '-k', '-o', '/dev/null', url('big.bin')], { timeoutMs: 600_000 })
         : await runCurl(['--ssl-reqd', '-k', '--tls-max', '1.2', '-T', big, url('up.bin')], { timeoutMs: 600_000 });
@@ -84,8 +107,10 @@ try {
     default:
       throw new Error(`unknown --work ${args.work}`);
   }
+  await stopPerf();
   await sleep(QUIET_MS);
 } finally {
+  await stopPerf();
   await t.stop();
   await rm(data, { recursive: true, force: true });
 }
@@ -95,4 +120,11 @@ if (profiles.length === 0) throw new Error(`no profile written in ${outDir}`);
 for (const profile of profiles) {
   const summary = await runProcess(process.execPath, ['--import', 'tsx', join(repoDir, 'bench/profile-summary.ts'), join(outDir, profile), '--window', '--per', String(per), '--unit', unit]);
   console.log(summary.stdout + summary.stderr);
+}
+if (args.perf) {
+  // Self time by library (kernel, libcrypto, node, JIT code...) and the top symbols, from true CPU samples.
+  for (const sort of ['dso', 'dso,sym']) {
+    const report = await runProcess('perf', ['report', '-i', perfData, '--no-children', '--sort', sort, '--stdio', '--percent-limit', '0.7', '-g', 'none'], { timeoutMs: 300_000 });
+    console.log(`perf report --sort ${sort} (${per} ${unit}):\n${report.stdout.split('\n').filter((l) => l !== '' && !l.startsWith('#')).join('\n')}`);
+  }
 }

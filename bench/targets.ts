@@ -96,6 +96,8 @@ export async function startFtpsdTarget(repoDir: string, nodeFlags: readonly stri
         pasv: { minPort: pasvMinPort, maxPort: pasvMinPort + VSFTPD_PASV_PORTS - 1 },
         tls: { selfSignedDir: join(root, 'certs') },
         users: { file: join(root, 'users.yaml'), demoHome: join(root, 'demo') },
+        // Absolute: the CLI that adds the user and the server run from different directories.
+        store: { path: join(root, 'ftpsd.db') },
         log: { auditFile: join(root, 'audit', 'audit.jsonl') },
         limits: { maxSessions: BENCH_MAX_SESSIONS, maxSessionsPerIp: BENCH_MAX_SESSIONS, maxLoginsPerUser: BENCH_MAX_SESSIONS, passwordHashQueueMax: BENCH_MAX_SESSIONS },
         defender: { enabled: false },
@@ -110,7 +112,7 @@ export async function startFtpsdTarget(repoDir: string, nodeFlags: readonly stri
   try {
     await runCli(
       process.execPath,
-      [bin, 'user', 'add', user, '--home', dataDir, '--perms', 'list,download,upload,delete,rename,mkdir', '--config', configFile],
+      [bin, 'user', 'add', user, '--home', dataDir, '--perms', 'list,download,upload,overwrite,delete,rename,mkdir', '--config', configFile],
       `${password}\n`,
       repoDir,
     );

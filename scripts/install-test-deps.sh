@@ -23,6 +23,11 @@ declare -A needed=(
   [chromium]=chromium
   [java]=default-jdk-headless
   [javac]=default-jdk-headless
+  # A throwaway single-node Ceph whose radosgw is the S3 server of the object-storage tests (scripts/start-ceph-rgw.sh).
+  [ceph-mon]=ceph-mon
+  [ceph-osd]=ceph-osd
+  [radosgw]=radosgw
+  [ceph]=ceph-common
 )
 # file the tests need -> Debian package that provides it (libraries, which put no command on the PATH)
 declare -A needed_files=(

@@ -6,6 +6,7 @@ import { registerAuditCommands } from './cli/audit-commands.js';
 import { registerBanCommands } from './cli/ban-commands.js';
 import { registerCertCommands } from './cli/cert-commands.js';
 import { registerDoctorCommand } from './cli/doctor-command.js';
+import { registerEventCommands } from './cli/event-commands.js';
 import { registerPartnerCommands } from './cli/partner-commands.js';
 import { registerServeCommands } from './cli/serve-command.js';
 import { registerUserCommands } from './cli/user-commands.js';
@@ -33,6 +34,7 @@ registerBanCommands(program, { loadConfig: load });
 registerAuditCommands(program, { loadConfig: load });
 registerDoctorCommand(program, { loadConfig: load });
 registerAdminCommands(program, { loadConfig: load });
+registerEventCommands(program, { loadConfig: load });
 
 try {
   await program.parseAsync(process.argv);

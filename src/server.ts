@@ -1,5 +1,6 @@
 import { TicketRegistry } from './tls/session-tickets.js';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { AcmeManager } from './acme/acme-manager.js';
@@ -21,6 +22,8 @@ import { reloadServer, type ReloadReport } from './ops/reload.js';
 import { PassivePortPool } from './data/passive-ports.js';
 import { resolveBansFile } from './defender/ban-file.js';
 import { Defender } from './defender/defender.js';
+import { EventBus } from './events/event-bus.js';
+import { noEventMetrics, prometheusEventMetrics } from './events/events-metrics.js';
 import { createLogger } from './log/logger.js';
 import { startMetricsServer, type MetricsServer, type Readiness } from './metrics/metrics-server.js';
 import { noMetrics, type MetricsSink } from './metrics/metrics-sink.js';
@@ -28,9 +31,15 @@ import { PrometheusMetrics } from './metrics/prometheus-metrics.js';
 import { DigestPool } from './storage/digest-pool.js';
 import { createLocalStorage } from './storage/local-backend.js';
 import { MountedStorage } from './storage/mounted-storage.js';
+import { createS3Storage } from './storage/s3-backend.js';
+import { S3Clients } from './storage/s3-clients.js';
+import { isS3Path } from './storage/s3-place.js';
+import { S3Sweeper } from './storage/s3-sweeper.js';
+import { countS3Usage } from './storage/s3-usage.js';
+import { allLocations, countUsage } from './partners/locations.js';
 import { storeBanPersistence } from './store/ban-repo.js';
 import { openStore, storeOptions, type Store } from './store/open-store.js';
-import { recordLogin } from './store/partner-repo.js';
+import { loadPartners, recordLogin } from './store/partner-repo.js';
 import { importLegacyFiles } from './partners/first-start.js';
 import { Housekeeping } from './partners/scheduler.js';
 import { storeLedger } from './partners/store-ledger.js';
@@ -64,6 +73,8 @@ export interface ServerHandle {
   readonly users: StoreDirectory;
   readonly store: Store;
   readonly defender: Defender | null;
+  /** Event hooks: rules, the durable queue and its delivery worker. */
+  readonly events: EventBus;
   readonly passivePorts: PassivePortPool;
   /** Port of the metrics/health listener, null when metrics.enabled is off. */
   readonly metricsPort: number | null;
@@ -107,6 +118,9 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
   const log = opts.log ?? createLogger(config.log.level);
   const metrics = opts.metrics ?? (config.metrics.enabled ? new PrometheusMetrics() : noMetrics);
   const abs = (p: string) => resolvePath(baseDir, p);
+  // A folder's path is a local directory (relative ones resolve against baseDir) or s3://LOCATION/BUCKET/PREFIX.
+  const location = (p: string) => (isS3Path(p) ? p : abs(p));
+  const s3 = new S3Clients(() => config.storage.s3);
 
   const certStore = new CertStore();
   const loadCertificate = async (): Promise<CertificatePair> => {
@@ -126,9 +140,9 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
   if (imported.importedUsers !== null && imported.importedUsers.length + imported.importedBans > 0) {
     log.info({ event: 'store_imported', users: imported.importedUsers, bans: imported.importedBans, store: store.location }, 'users file imported into the store');
   }
-  const users = new StoreDirectory({ store, hasher, log, resolveLocation: abs });
+  const users = new StoreDirectory({ store, hasher, log, resolveLocation: location });
   await users.reload();
-  const ledger = storeLedger(store);
+  const ledger = storeLedger(store, (root) => (isS3Path(root) ? countS3Usage(s3, root) : countUsage(root)));
 
   const auditPaths = resolveAuditPaths(config, baseDir);
   const auditLog = auditPaths === null
@@ -152,6 +166,17 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
   const defender = config.defender.enabled ? new Defender({ config: config.defender, persistence: storeBanPersistence(store.db, store.location), log }) : null;
   await defender?.ready;
 
+  const events: EventBus = new EventBus({
+    store,
+    node: config.events.node !== '' ? config.events.node : hostname(),
+    settings: () => config.events,
+    quarantineDir: () => (config.events.quarantineDir === '' ? null : abs(config.events.quarantineDir)),
+    log,
+    audit,
+    metrics: metrics instanceof PrometheusMetrics ? prometheusEventMetrics(metrics.registry, () => events.waiting()) : noEventMetrics,
+  });
+  await events.start();
+
   let stopping = false;
   let control: ControlServer | null = null;
   const digests = new DigestPool(config.limits.digestWorkers, config.limits.transferChunkBytes);
@@ -167,6 +192,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     defender: defender ?? noDefender,
     metrics,
     tickets: new TicketRegistry(),
+    events,
     get stopping() {
       return stopping;
     },
@@ -176,10 +202,10 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
       return new MountedStorage({
         view: accessOf(user),
         limits: { maxPathBytes: config.storage.maxPathBytes, maxNameBytes: config.storage.maxNameBytes },
-        resolveLocation: abs,
+        resolveLocation: location,
         // Each folder keeps its own home jail: symlinks may not lead out of the folder's root.
         createBackend: (root) =>
-          createLocalStorage({
+          isS3Path(root) ? createS3Storage({ root, clients: s3, maxPathBytes: config.storage.maxPathBytes, maxNameBytes: config.storage.maxNameBytes, log: userLog }) : createLocalStorage({
             home: root,
             maxPathBytes: config.storage.maxPathBytes,
             maxNameBytes: config.storage.maxNameBytes,
@@ -208,15 +234,24 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
 
   defender?.on('ban', (ban) => {
     audit('ban', { ip: ban.ip, until: new Date(ban.until).toISOString(), reason: ban.reason, offences: ban.offences });
+    // Every node loads a ban another imposed: one id for all of them, so the store keeps one event.
+    events.publish({ event: 'ban', id: `ban-${ban.ip}-${ban.until}`, ip: ban.ip, reason: ban.reason, details: { until: new Date(ban.until).toISOString(), offences: ban.offences } });
     control?.closeSessionsOf(ban.ip, 'Service not available: your address is temporarily blocked');
   });
   certStore.on('change', (cert, previous) => {
     audit('certificate_change', { source: cert.source, serial: cert.leaf.serialNumber, previousSerial: previous?.leaf.serialNumber, notAfter: new Date(cert.leaf.validTo).toISOString() });
+    // Files renewed outside (certbot); ACME orders are published below, when they are issued.
+    if (previous != null && cert.source === 'file') events.publish({ event: 'certificate_renewed', details: { source: 'file', serial: cert.leaf.serialNumber, previousSerial: previous.leaf.serialNumber, notAfter: new Date(cert.leaf.validTo).toISOString() } });
   });
 
   // ACME replaces the self-signed certificate installed above once its first order succeeds, and renews by itself.
   // Loaded only when used: acme-client and its HTTP stack cost a third of a second and megabytes at start-up.
-  const acme = config.acme.enabled ? new (await import('./acme/acme-manager.js')).AcmeManager({ config, certStore, log, audit, baseDir }) : null;
+  const acmeAudit = (event: string, fields: Record<string, unknown>) => {
+    audit(event, fields);
+    if (event === 'acme_certificate_issued') events.publish({ event: 'certificate_renewed', details: { source: 'acme', ...fields } });
+    else if (event === 'acme_renewal_failed') events.publish({ event: 'certificate_renewal_failed', result: 'failed', reason: typeof fields.reason === 'string' ? fields.reason : null, details: fields });
+  };
+  const acme = config.acme.enabled ? new (await import('./acme/acme-manager.js')).AcmeManager({ config, certStore, log, audit: acmeAudit, baseDir }) : null;
 
   const reloadCertificate = async (): Promise<boolean> => {
     if (acme !== null) return acme.reload();
@@ -272,6 +307,8 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     log,
     audit,
     async onChange(changes) {
+      events.fromChanges(changes);
+      if (changes.some((c) => c.entityKind === 'event_rule' || c.entityKind === 'event_action')) await events.refresh();
       await users.reload();
       const touched = new Set(changes.filter((c) => c.entityKind === 'user' || c.entityKind === 'group').map((c) => c.entityName));
       if (touched.size === 0) return;
@@ -294,6 +331,8 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
   await watch.start();
   const housekeeping = new Housekeeping({ store, log, resolve: abs, settings: () => config.housekeeping });
   housekeeping.start();
+  const s3Sweeper = new S3Sweeper({ clients: s3, log, roots: async () => allLocations(await loadPartners(store.db), location).map((l) => l.root).filter(isS3Path) });
+  s3Sweeper.start();
 
   const address = await control.listen(config.listen.host, config.listen.port);
   let implicitAddress: AddressInfo | null = null;
@@ -365,7 +404,10 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
       for (const f of watched) unwatchFile(f);
       await defender?.close();
       await housekeeping.close();
+      await s3Sweeper.close();
+      s3.close();
       await watch.close();
+      await events.close();
       if (ownStore) await store.close();
       await auditLog?.close();
       await digests.close();
@@ -385,6 +427,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     users,
     store,
     defender,
+    events,
     passivePorts: ctx.passivePorts,
     metricsPort: metricsServer?.port ?? null,
     sessionCount: () => control!.sessions.size,

@@ -166,7 +166,7 @@ export class AuditLog {
     try {
       for (let item = this.#queue.shift(); item !== undefined; item = this.#queue.shift()) {
         try {
-          if (item.kind === 'line') await this.#writeLine(item.text);
+          if (item.kind === 'line') await this.#writeLine(this.#takeLines(item.text));
           else await this.#rotateFile(item.to);
         } catch (err) {
           this.#log?.error({ err, file: this.#file }, 'audit write failed');
@@ -175,6 +175,13 @@ export class AuditLog {
     } finally {
       this.#draining = null;
     }
+  }
+
+  /** `first` and the lines queued right after it, up to the next rotation: one write for records appended together. */
+  #takeLines(first: string): string {
+    let text = first;
+    while (this.#queue[0]?.kind === 'line') text += (this.#queue.shift() as { text: string }).text;
+    return text;
   }
 
   async #writeLine(text: string): Promise<void> {

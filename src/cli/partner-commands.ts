@@ -4,8 +4,12 @@ import type { LoadedConfig } from '../config/load.js';
 import { ConfigError } from '../config/load.js';
 import { applyPartnerFile, describeChange } from '../partners/apply.js';
 import { formatPartnerFile, parsePartnerFile } from '../partners/partner-file.js';
-import { runRetention, scanQuota } from '../partners/housekeeping.js';
+import { countUsage, runRetention, scanQuota } from '../partners/housekeeping.js';
+import { S3Clients } from '../storage/s3-clients.js';
+import { isS3Path } from '../storage/s3-place.js';
+import { countS3Usage } from '../storage/s3-usage.js';
 import { cliActor } from '../store/change-log.js';
+import { loadEventHooks } from '../store/event-repo.js';
 import { loadPartners } from '../store/partner-repo.js';
 import { withStore } from './store-cli.js';
 
@@ -39,10 +43,10 @@ export function registerPartnerCommands(program: Command, deps: PartnerCommandDe
   program
     .command('export')
     .description('write the partners file of the store (apply it back and nothing changes)')
-    .option('-o, --output <file>', 'write to this file (mode 0600: it holds password hashes) instead of standard output')
+    .option('-o, --output <file>', 'write to this file (mode 0600: it holds password hashes and webhook secrets) instead of standard output')
     .option('-c, --config <file>', 'configuration file')
     .action(async (opts: { output?: string; config?: string }) => {
-      const text = await withStore(deps.loadConfig(opts.config), async (store) => formatPartnerFile(await loadPartners(store.db)));
+      const text = await withStore(deps.loadConfig(opts.config), async (store) => formatPartnerFile(await loadPartners(store.db), true, await loadEventHooks(store.db)));
       if (opts.output === undefined) process.stdout.write(text);
       else writeFileSync(opts.output, text, { mode: 0o600 });
     });
@@ -54,12 +58,18 @@ export function registerPartnerCommands(program: Command, deps: PartnerCommandDe
     .description('count the files of every home and folder anew and store the usage')
     .option('-c, --config <file>', 'configuration file')
     .action(async (opts: { config?: string }) => {
-      await withStore(deps.loadConfig(opts.config), async (store, abs) => {
-        for (const r of await scanQuota(store, abs)) {
-          const limit = r.limits.bytes === null && r.limits.files === null ? 'no quota' : `quota ${r.limits.bytes ?? '-'} bytes / ${r.limits.files ?? '-'} files`;
-          console.log(`${r.scope}\t${r.usage.bytes} bytes\t${r.usage.files} files\t${limit}\t${r.root}`);
-        }
-      });
+      const loaded = deps.loadConfig(opts.config);
+      const s3 = new S3Clients(() => loaded.config.storage.s3);
+      try {
+        await withStore(loaded, async (store, abs) => {
+          for (const r of await scanQuota(store, abs, (root) => (isS3Path(root) ? countS3Usage(s3, root) : countUsage(root)))) {
+            const limit = r.limits.bytes === null && r.limits.files === null ? 'no quota' : `quota ${r.limits.bytes ?? '-'} bytes / ${r.limits.files ?? '-'} files`;
+            console.log(`${r.scope}\t${r.usage.bytes} bytes\t${r.usage.files} files\t${limit}\t${r.root}`);
+          }
+        });
+      } finally {
+        s3.close();
+      }
     });
 
   program

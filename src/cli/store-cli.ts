@@ -2,6 +2,7 @@ import type { LoadedConfig } from '../config/load.js';
 import { resolvePath } from '../config/load.js';
 import { resolveBansFile } from '../defender/ban-file.js';
 import { importLegacyFiles } from '../partners/first-start.js';
+import { isS3Path } from '../storage/s3-place.js';
 import { openStore, storeOptions, type Store } from '../store/open-store.js';
 
 /**
@@ -10,7 +11,8 @@ import { openStore, storeOptions, type Store } from '../store/open-store.js';
  */
 export async function withStore<T>(loaded: LoadedConfig, fn: (store: Store, abs: (p: string) => string) => Promise<T>): Promise<T> {
   const { config, baseDir } = loaded;
-  const abs = (p: string) => resolvePath(baseDir, p);
+  // Folders on object storage (s3://LOCATION/...) keep their path as written.
+  const abs = (p: string) => (isS3Path(p) ? p : resolvePath(baseDir, p));
   const store = await openStore(storeOptions(config, baseDir));
   try {
     await importLegacyFiles(store, { usersFile: abs(config.users.file), bansFile: resolveBansFile(config, baseDir) });

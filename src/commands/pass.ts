@@ -3,7 +3,9 @@ import { FtpError } from '../errors.js';
 import { CidrSet } from '../defender/cidr.js';
 import type { User } from '../auth/users-file.js';
 import type { Session } from '../control/session.js';
+import { accessOf } from '../access/login-user.js';
 import type { CommandSpec } from './command-spec.js';
+import { sessionFacts } from './event-facts.js';
 
 export const PASS: CommandSpec = {
   verb: 'PASS',
@@ -45,6 +47,7 @@ export const PASS: CommandSpec = {
       s.phase = { kind: 'greeted' };
       s.server.metrics.login('refused');
       s.server.audit('login_failed', { sid: s.id, ip: s.peerIp, user: name, reason: 'too_many_sessions' });
+      s.server.events.publish({ ...sessionFacts(s), event: 'login_failed', user: name, groups: [...accessOf(user).user.groups], result: 'refused', code: 530, reason: 'too_many_sessions' });
       throw new FtpError(530, 'Too many sessions for this user', { reason: 'user_session_limit' });
     }
     s.completeLogin(user, storage);
@@ -53,6 +56,7 @@ export const PASS: CommandSpec = {
     logDataSessionReuseOverride(s, user);
     const tls = s.security.kind === 'tls' ? s.security.info : null;
     s.server.audit('login', { sid: s.id, ip: s.peerIp, user: name, protocol: tls?.version, cipher: tls?.cipher, client: s.clientName ?? undefined });
+    s.server.events.publish({ ...sessionFacts(s), event: 'login', tlsVersion: tls?.version ?? null, tlsCipher: tls?.cipher ?? null, code: 230 });
     return { code: 230, text: 'Login successful' };
   },
 };
@@ -77,6 +81,7 @@ async function failLogin(s: Session, name: string, reason: string, reply = new F
   s.server.metrics.login('failed');
   s.server.defender.record(s.peerIp, reason === 'unknown_user' ? 'unknownUser' : 'failedLogin', { user: name });
   s.server.audit('login_failed', { sid: s.id, ip: s.peerIp, user: name, reason, client: s.clientName ?? undefined });
+  s.server.events.publish({ ...sessionFacts(s), event: 'login_failed', user: name, result: 'refused', code: reply.code, reason });
   // A fixed delay before answering slows password guessing without holding an argon2 slot.
   await sleep(s.server.config.limits.failedLoginDelayMs);
   if (s.failedLogins >= s.server.config.limits.maxFailedLoginsPerSession) {

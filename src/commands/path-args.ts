@@ -2,6 +2,7 @@ import { accessOf } from '../access/login-user.js';
 import type { Permission } from '../config/schema.js';
 import type { Session } from '../control/session.js';
 import { FtpError } from '../errors.js';
+import { sessionFacts } from './event-facts.js';
 
 /** The client's argument as a virtual path inside the user's home (storage refuses anything that would leave it). */
 export function resolveArg(s: Session, arg: string): string {
@@ -38,7 +39,11 @@ export function stripListOptions(arg: string): string {
   return rest;
 }
 
-/** One audit record per file operation; the compliance trail. */
+const FILE_OP_EVENTS = { delete: 'delete', rename: 'rename', mkdir: 'mkdir', rmdir: 'rmdir' } as const;
+
+/** One audit record per file operation; the compliance trail. Deletes, renames, mkdir and rmdir are events too. */
 export function auditFileOp(s: Session, op: string, fields: Record<string, unknown>): void {
   s.server.audit('file_op', { sid: s.id, ip: s.peerIp, user: s.user.name, op, ...fields });
+  const event = FILE_OP_EVENTS[op as keyof typeof FILE_OP_EVENTS];
+  if (event !== undefined) s.server.events.publish({ ...sessionFacts(s), event, path: fields.path as string, toPath: (fields.to as string | undefined) ?? null });
 }

@@ -1,6 +1,7 @@
 import type { Session } from '../control/session.js';
 import type { DataConnection } from '../data/data-connection.js';
 import type { TransferLimits } from '../data/transfer.js';
+import { connectionFacts, sessionFacts } from './event-facts.js';
 
 export interface TransferRecord {
   /** Who ran it, taken when it started: a session closed under the transfer (kick, ban, shutdown) is no longer logged in. */
@@ -37,6 +38,10 @@ export function auditTransfer(s: Session, r: TransferRecord): void {
     result: r.result,
     code: r.code,
   });
+  // Committed uploads and their refusals are published by the upload itself (its event is in the store before 226).
+  if (r.direction === 'download' && r.result === 'ok') {
+    s.server.events.publish({ ...sessionFacts(s), ...connectionFacts(r.conn), event: 'download', path: r.path, size: (r.offset ?? 0) + r.bytes, bytes: r.bytes, code: r.code });
+  }
 }
 
 export function transferLimits(s: Session, direction: 'upload' | 'download'): TransferLimits {

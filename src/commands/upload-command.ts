@@ -8,6 +8,7 @@ import { FtpError } from '../errors.js';
 import type { Reply } from '../protocol/reply.js';
 import type { UploadMode } from '../storage/backend.js';
 import { auditFileOp } from './path-args.js';
+import { connectionFacts, sessionFacts } from './event-facts.js';
 import { auditTransfer, transferLimits } from './transfer-audit.js';
 
 /**
@@ -17,7 +18,13 @@ import { auditTransfer, transferLimits } from './transfer-audit.js';
 export async function runUpload(s: Session, path: string, mode: UploadMode, preliminary: string, done: (sha256: string) => Reply): Promise<Reply> {
   const chunk = s.server.config.limits.transferChunkBytes;
   const user = s.user.name;
-  const upload = await s.storage.openUpload(path, mode, chunk);
+  let upload;
+  try {
+    upload = await s.storage.openUpload(path, mode, chunk);
+  } catch (err) {
+    publishUploadEnd(s, path, null, 0, false, err);
+    throw err;
+  }
   const started = Date.now();
   const offset = mode.kind === 'resume' ? mode.offset : 0;
   let committed = false;
@@ -41,17 +48,26 @@ export async function runUpload(s: Session, path: string, mode: UploadMode, prel
       }
       await receiveFromClient(c, sink, transferLimits(s, 'upload'), signal, chunk, progress);
       await converted;
-      const result = await upload.commit();
+      // The pre-commit check (if a rule asks for one) sees the complete bytes before anything is visible; the
+      // upload's event is written with the quota count, and in any case before the 226 goes out.
+      const facts = { ...sessionFacts(s), ...connectionFacts(c), path, bytes: progress.bytes };
+      const record = s.server.events.uploadCommit(facts);
+      const result = await upload.commit({ check: s.server.events.uploadCheck(facts), journal: record.journal });
       committed = true;
+      await record.settle(result).catch(() => undefined); // logged; the file is stored, the client gets its 226
       auditTransfer(s, { user, direction: 'upload', path, bytes: progress.bytes, started, conn: c, offset, sha256: result.sha256, result: 'ok', code: 226 });
       return done(result.sha256);
     }, { path, size: null, progress });
-    if (!committed) auditTransfer(s, { user, direction: 'upload', path, bytes: progress.bytes, started, conn, offset, result: 'aborted', code: reply.code });
+    if (!committed) {
+      auditTransfer(s, { user, direction: 'upload', path, bytes: progress.bytes, started, conn, offset, result: 'aborted', code: reply.code });
+      publishUploadEnd(s, path, conn, progress.bytes, receivedAny, reply.code);
+    }
     return reply;
   } catch (err) {
     const code = err instanceof FtpError ? err.code : 451;
     // RFC 959 426 "transfer aborted": the connection was cut or stalled (a truncated upload included), not a server failure.
     auditTransfer(s, { user, direction: 'upload', path, bytes: progress.bytes, started, conn, offset, result: code === 426 ? 'aborted' : 'failed', code });
+    publishUploadEnd(s, path, conn, progress.bytes, receivedAny, err);
     throw err;
   } finally {
     // An interrupted upload keeps its bytes under the hidden partial name, so REST + STOR can continue it.
@@ -59,5 +75,20 @@ export async function runUpload(s: Session, path: string, mode: UploadMode, prel
       await upload.abort(receivedAny).catch((e: unknown) => s.log.warn({ err: e, path }, 'discarding upload failed'));
       if (receivedAny) auditFileOp(s, 'upload_discarded', { path });
     }
+  }
+}
+
+/**
+ * The event of an upload that was not committed: quota_exceeded when the quota stopped it, upload_discarded when bytes
+ * were received and thrown away. A refusal by the pre-commit check has published upload_refused already.
+ */
+function publishUploadEnd(s: Session, path: string, conn: DataConnection | null, bytes: number, receivedAny: boolean, outcome: unknown): void {
+  const err = outcome instanceof FtpError ? outcome : null;
+  const code = typeof outcome === 'number' ? outcome : (err?.code ?? 451);
+  const facts = { ...sessionFacts(s), ...connectionFacts(conn), path, bytes, code };
+  if (err?.reason === 'quota_bytes' || err?.reason === 'quota_files') {
+    s.server.events.publish({ ...facts, event: 'quota_exceeded', result: 'refused', reason: err.message });
+  } else if (err?.reason !== 'upload_check_refused' && receivedAny) {
+    s.server.events.publish({ ...facts, event: 'upload_discarded', result: code === 426 || typeof outcome === 'number' ? 'aborted' : 'failed', reason: err?.reason ?? null });
   }
 }

@@ -24,6 +24,20 @@ function section<T extends z.ZodRawShape>(shape: T) {
 }
 
 /** `overwrite` replaces or appends to an existing file; `upload` alone only creates new ones (a drop box). */
+/** A named S3-compatible store (Ceph RGW, MinIO, AWS): where a folder's `s3://NAME/...` path sends its requests. */
+const s3Location = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be letters, digits, dot, dash or underscore'),
+    /** http(s)://host:port of the store; empty: AWS's own endpoint for the region. */
+    endpoint: z.string().default(''),
+    region: z.string().min(1).default('us-east-1'),
+    accessKeyId: z.string().min(1),
+    secretAccessKey: z.string().min(1),
+    /** Bucket in the path (http://host/bucket/key): what Ceph RGW and MinIO expect without wildcard DNS. */
+    forcePathStyle: z.boolean().default(true),
+  })
+  .strict();
+
 export const permissionNames = ['list', 'download', 'upload', 'overwrite', 'delete', 'rename', 'mkdir'] as const;
 export type Permission = (typeof permissionNames)[number];
 
@@ -131,6 +145,37 @@ export const configSchema = z
       /** Hidden partial uploads kept for REST are deleted once they are this old. */
       partialUploadMaxAgeMs: ms.default(86_400_000),
     }),
+    events: section({
+      /** This node's name in event payloads ("node"); empty: the host name. */
+      node: z.string().default(''),
+      /** How often each node looks for due deliveries (retries, other nodes' events); its own are sent at once. */
+      pollIntervalMs: ms.default(1_000),
+      /** Deliveries claimed at a time, and run at once, per node. */
+      concurrency: positiveInt.default(4),
+      /** A claimed delivery is this node's for this long; a node that dies leaves it to another after it. Longer
+       *  than the slowest action's timeout. */
+      leaseMs: ms.default(120_000),
+      /** Attempts before a delivery becomes a dead letter (`ftpsd events list --failed`, `ftpsd events retry`). */
+      maxAttempts: positiveInt.default(12),
+      /** Wait after the first failed attempt; it doubles with each further one, up to retryMaxMs. With the defaults a
+       *  receiver may be down for more than three hours and still get everything. */
+      retryMinMs: ms.default(5_000),
+      retryMaxMs: ms.default(3_600_000),
+      /** A webhook that has not answered in this long failed (an action's own timeoutMs replaces it). */
+      webhookTimeoutMs: ms.default(10_000),
+      /** A command still running after this long is killed and failed (an action's own timeoutMs replaces it). */
+      commandTimeoutMs: ms.default(30_000),
+      /** Command output kept for the log, per stream. */
+      commandOutputMaxBytes: positiveInt.default(4_096),
+      /** A pre-commit check (rules on upload_check) that has not answered in this long gets checkTimeoutResult. */
+      checkTimeoutMs: ms.default(30_000),
+      /** What a check that times out or fails to run decides: refuse (451, the client may try again) or accept. */
+      checkTimeoutResult: z.enum(['refuse', 'accept']).default('refuse'),
+      /** Uploads a check refused are moved here (with a .json note of why); empty: they are deleted. */
+      quarantineDir: z.string().default(''),
+      /** Delivered events are removed from the store after this long. */
+      keepDeliveredMs: ms.default(7 * 86_400_000),
+    }),
     log: section({
       /** pino log level of the JSON log on standard output. */
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -216,6 +261,29 @@ export const configSchema = z
        * streamed in directory order, so a listing's memory stays bounded whatever the directory size. 0: never sort.
        */
       listingSortMaxEntries: nonNegativeInt.default(10_000),
+      s3: section({
+        /**
+         * S3-compatible stores a folder may live on (`path: s3://NAME/BUCKET/PREFIX` in the partners file), each with
+         * its endpoint and keys, so secrets stay in this file and out of the store.
+         */
+        locations: z.array(s3Location).default([]),
+        /** An S3 request (one part, one listing page, one HEAD) that takes longer fails; the SDK may retry it. */
+        requestTimeoutMs: ms.default(30_000),
+        /** Time to open a connection to the S3 endpoint. */
+        connectTimeoutMs: ms.default(5_000),
+        /** Attempts per S3 request (the SDK retries throttling and network errors with backoff). */
+        maxAttempts: positiveInt.default(3),
+        /** Size of each multipart upload part (5 MiB is S3's least); a session buffers up to partConcurrency + 1 of them. */
+        partBytes: z.number().int().min(5 * 1024 * 1024).max(5 * 1024 * 1024 * 1024).default(8 * 1024 * 1024),
+        /** Parts of one upload sent at once. */
+        partConcurrency: positiveInt.default(2),
+        /** Keys per ListObjectsV2 page (S3 answers at most 1000); listings are streamed page by page. */
+        listPageSize: z.number().int().min(1).max(1000).default(1000),
+        /** Multipart uploads older than this, left behind by a crashed node, are aborted by the sweeper. */
+        staleUploadAgeMs: ms.default(86_400_000),
+        /** How often every S3 folder is swept for stale multipart uploads; 0 disables the sweeper. */
+        sweepIntervalMs: nonNegativeInt.default(3_600_000),
+      }),
     }),
     activeMode: section({
       /** PORT/EPRT; off by default: passive with session binding is the safe mode. */
@@ -337,6 +405,10 @@ export const configSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
+    const s3Names = c.storage.s3.locations.map((l) => l.name);
+    s3Names.forEach((n, i) => {
+      if (s3Names.indexOf(n) !== i) ctx.addIssue({ code: 'custom', path: ['storage', 's3', 'locations', i, 'name'], message: `"${n}" is named twice` });
+    });
     if (c.pasv.minPort > c.pasv.maxPort) {
       ctx.addIssue({ code: 'custom', path: ['pasv', 'maxPort'], message: 'must be greater than or equal to pasv.minPort' });
     }

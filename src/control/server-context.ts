@@ -5,6 +5,7 @@ import type { User } from '../auth/users-file.js';
 import type { StoreDirectory } from '../auth/store-directory.js';
 import type { CommandSpec } from '../commands/command-spec.js';
 import type { Config } from '../config/schema.js';
+import type { EventPublisher } from '../events/event-bus.js';
 import type { PassivePortPool } from '../data/passive-ports.js';
 import type { MetricsSink } from '../metrics/metrics-sink.js';
 import type { StorageSession } from '../storage/backend.js';
@@ -37,6 +38,8 @@ export interface ServerContext {
   readonly tickets: TicketRegistry;
   /** True once SIGTERM/SIGINT started a graceful stop: no new logins or transfers. */
   readonly stopping: boolean;
+  /** Event hooks: what sessions publish (never waiting for a delivery), and the upload pre-commit check. */
+  readonly events: EventPublisher;
   /** Audit trail: connect, TLS, logins, transfers, file operations. */
   audit(event: string, fields: Record<string, unknown>): void;
   /** The user's storage for one session; `session` identifies it in security audit events. */

@@ -260,7 +260,8 @@ export class Session {
   }
 
   async #runSpec(spec: CommandSpec, verb: string, arg: string): Promise<void> {
-    this.log.debug({ cmd: redactCommand(verb, arg) }, 'command');
+    // Checked first: the object and the redaction would be built for every command only to be dropped.
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ cmd: redactCommand(verb, arg) }, 'command');
     if (spec.availability === 'loggedIn' && this.phase.kind !== 'ready') {
       this.server.defender.record(this.peerIp, 'commandBeforeLogin', { verb });
       this.#reply(verb, { code: 530, text: 'Please login with USER and PASS' });

@@ -1,5 +1,7 @@
 import type { Kysely } from 'kysely';
 import { recordChange } from '../store/change-log.js';
+import { actionWithoutSecrets, emptyEventHooks, type ActionSpec, type EventHooks, type RuleSpec } from '../store/event-model.js';
+import { deleteEventAction, deleteEventRule, loadEventHooks, putEventAction, putEventRule } from '../store/event-repo.js';
 import { withoutSecrets, type FolderSpec, type GroupSpec, type PartnerSet, type UserSpec } from '../store/partner-model.js';
 import { deleteFolder, deleteGroup, deleteUser, loadPartners, putFolder, putGroup, putUser } from '../store/partner-repo.js';
 import type { Database } from '../store/schema.js';
@@ -10,8 +12,8 @@ import type { PartnerFile } from './partner-file.js';
 // change-log record each (before and after, without secrets). The plan is computed first, so a dry run prints the
 // same changes an apply makes.
 
-export type EntityKind = 'folder' | 'group' | 'user';
-type Entity = FolderSpec | GroupSpec | UserSpec;
+export type EntityKind = 'folder' | 'group' | 'user' | 'event_action' | 'event_rule';
+type Entity = FolderSpec | GroupSpec | UserSpec | ActionSpec | RuleSpec;
 
 export interface PlannedChange {
   action: 'create' | 'update' | 'delete';
@@ -25,14 +27,18 @@ export interface PlannedChange {
   after?: Entity;
 }
 
-/** Changes that turn `current` into `desired`. Users listed in keepPassword keep their current hash. */
-export function planChanges(current: PartnerSet, file: PartnerFile): PlannedChange[] {
+/**
+ * Changes that turn `current` into `desired`. Users listed in keepPassword keep their current hash; event rules and
+ * actions are planned only when the file has an `events:` section.
+ */
+export function planChanges(current: PartnerSet, file: PartnerFile, currentHooks: EventHooks = emptyEventHooks()): PlannedChange[] {
   const desired = file.set;
   const users: Record<string, UserSpec> = {};
   for (const [name, u] of Object.entries(desired.users)) {
     users[name] = file.keepPassword.has(name) ? { ...u, passwordHash: current.users[name]?.passwordHash ?? null } : u;
   }
-  return [...diff('folder', current.folders, desired.folders), ...diff('group', current.groups, desired.groups), ...diff('user', current.users, users)];
+  const hooks = file.events === undefined ? [] : [...diff('event_action', currentHooks.actions, file.events.actions), ...diff('event_rule', currentHooks.rules, file.events.rules)];
+  return [...diff('folder', current.folders, desired.folders), ...diff('group', current.groups, desired.groups), ...diff('user', current.users, users), ...hooks];
 }
 
 function diff<T extends Entity>(kind: EntityKind, current: Record<string, T>, desired: Record<string, T>): PlannedChange[] {
@@ -67,9 +73,9 @@ export function canonical(v: unknown): string {
  */
 export async function applyPartnerFile(store: Store, file: PartnerFile, opts: { actor: string; dryRun: boolean; now?: number; ip?: string }): Promise<PlannedChange[]> {
   const now = opts.now ?? Date.now();
-  if (opts.dryRun) return planChanges(await loadPartners(store.db), file);
+  if (opts.dryRun) return planChanges(await loadPartners(store.db), file, await loadEventHooks(store.db));
   return store.db.transaction().execute(async (trx) => {
-    const plan = planChanges(await loadPartners(trx), file);
+    const plan = planChanges(await loadPartners(trx), file, await loadEventHooks(trx));
     await execute(trx, plan, opts.actor, now, opts.ip);
     return plan;
   });
@@ -79,6 +85,10 @@ const ORDER: Array<[PlannedChange['action'][], EntityKind]> = [
   [['create', 'update'], 'folder'],
   [['create', 'update'], 'group'],
   [['create', 'update'], 'user'],
+  [['create', 'update'], 'event_action'],
+  [['create', 'update'], 'event_rule'],
+  [['delete'], 'event_rule'],
+  [['delete'], 'event_action'],
   [['delete'], 'user'],
   [['delete'], 'group'],
   [['delete'], 'folder'],
@@ -88,13 +98,25 @@ const ORDER: Array<[PlannedChange['action'][], EntityKind]> = [
 export async function execute(db: Kysely<Database>, plan: readonly PlannedChange[], actor: string, now: number, ip?: string): Promise<void> {
   for (const [actions, kind] of ORDER) {
     for (const c of plan.filter((p) => p.kind === kind && actions.includes(p.action))) {
-      if (c.action === 'delete') await (kind === 'user' ? deleteUser(db, c.name) : kind === 'group' ? deleteGroup(db, c.name) : deleteFolder(db, c.name));
+      if (kind === 'event_action' || kind === 'event_rule') await executeHook(db, c, now);
+      else if (c.action === 'delete') await (kind === 'user' ? deleteUser(db, c.name) : kind === 'group' ? deleteGroup(db, c.name) : deleteFolder(db, c.name));
       else if (kind === 'user') await putUser(db, c.after as UserSpec, now);
       else if (kind === 'group') await putGroup(db, c.after as GroupSpec, now);
       else await putFolder(db, c.after as FolderSpec, now);
-      await recordChange(db, { actor, action: c.label ?? c.action, entityKind: kind, entityName: c.name, before: c.before && withoutSecrets(c.before), after: c.after && withoutSecrets(c.after), ...(ip === undefined ? {} : { ip }) }, now);
+      await recordChange(db, { actor, action: c.label ?? c.action, entityKind: kind, entityName: c.name, before: c.before && secretFree(c.before), after: c.after && secretFree(c.after), ...(ip === undefined ? {} : { ip }) }, now);
     }
   }
+}
+
+async function executeHook(db: Kysely<Database>, c: PlannedChange, now: number): Promise<void> {
+  if (c.kind === 'event_action') await (c.action === 'delete' ? deleteEventAction(db, c.name) : putEventAction(db, c.after as ActionSpec, now));
+  else await (c.action === 'delete' ? deleteEventRule(db, c.name) : putEventRule(db, c.after as RuleSpec, now));
+}
+
+function secretFree(e: Entity): Record<string, unknown> {
+  if ('kind' in e && (e.kind === 'webhook' || e.kind === 'command')) return actionWithoutSecrets(e);
+  if ('events' in e) return { ...e };
+  return withoutSecrets(e as FolderSpec | GroupSpec | UserSpec);
 }
 
 /** One line per change, as `ftpsd apply` prints it: "+ user acme", "~ group partners (policy, mounts)", "- folder old". */

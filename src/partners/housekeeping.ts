@@ -6,6 +6,7 @@ import { loadPartners, loadUserRuntime } from '../store/partner-repo.js';
 import { addUsage, downloadMarks, dropDownloadMarks, setUsage, type Usage } from '../store/quota-repo.js';
 import { PARTIAL_PREFIX } from '../storage/upload-names.js';
 import { isUploadArtifact } from '../storage/upload-names.js';
+import { isS3Path } from '../storage/s3-place.js';
 import { walkFiles } from '../storage/tree-walk.js';
 import { allLocations, countUsage } from './locations.js';
 
@@ -14,6 +15,7 @@ import { allLocations, countUsage } from './locations.js';
 // scans. Each change is a change-log record, which the running server writes to its audit trail.
 
 const DAY_MS = 86_400_000;
+const EXPIRY_RECORD_WINDOW_MS = 7 * DAY_MS;
 
 export interface RetentionDeletion {
   scope: string;
@@ -37,6 +39,8 @@ export async function runRetention(store: Store, opts: { resolve: (p: string) =>
   const set = await loadPartners(store.db);
   const report: RetentionReport = { deleted: [], partialsRemoved: [] };
   for (const loc of allLocations(set, opts.resolve)) {
+    // Object storage keeps no partials, and ages its objects by the bucket's own lifecycle rules.
+    if (isS3Path(loc.root)) continue;
     const maxAgeDays = loc.mount.retentionMaxAgeDays;
     const afterDownload = loc.mount.retentionAfterDownload;
     const marks = afterDownload ? await downloadMarks(store.db, loc.root) : new Map<string, number>();
@@ -75,11 +79,11 @@ export async function runRetention(store: Store, opts: { resolve: (p: string) =>
 }
 
 /** Counts every location anew and stores the counts; returns them with the previous ones. */
-export async function scanQuota(store: Store, resolve: (p: string) => string): Promise<Array<{ scope: string; root: string; usage: Usage; limits: { bytes: number | null; files: number | null } }>> {
+export async function scanQuota(store: Store, resolve: (p: string) => string, count: (root: string) => Promise<Usage> = countUsage): Promise<Array<{ scope: string; root: string; usage: Usage; limits: { bytes: number | null; files: number | null } }>> {
   const set = await loadPartners(store.db);
   const out = [];
   for (const loc of allLocations(set, resolve)) {
-    const usage = await countUsage(loc.root);
+    const usage = await count(loc.root);
     await setUsage(store.db, loc.scope, usage);
     out.push({ scope: loc.scope, root: loc.root, usage, limits: { bytes: loc.mount.quotaBytes, files: loc.mount.quotaFiles } });
   }
@@ -90,8 +94,9 @@ export async function scanQuota(store: Store, resolve: (p: string) => string): P
  * Disables users whose autoDisableAfterDays passed without a login, and lifts data-session-reuse exceptions whose
  * expiry passed (the check itself already ignores them; this records the lapse and clears them from the store).
  */
-export async function runLifecycle(store: Store, now = Date.now()): Promise<{ disabled: string[]; lapsed: string[] }> {
+export async function runLifecycle(store: Store, now = Date.now()): Promise<{ disabled: string[]; lapsed: string[]; expired: string[] }> {
   const disabled: string[] = [];
+  const expiredNames: string[] = [];
   const lapsed: string[] = [];
   const set = await loadPartners(store.db);
   for (const name of Object.keys(set.users)) {
@@ -107,6 +112,16 @@ export async function runLifecycle(store: Store, now = Date.now()): Promise<{ di
     });
     disabled.push(name);
   }
+  // Expiry needs no change to take effect (logins check it); it is recorded once, so the audit trail and the
+  // user_expired event say when it passed. Only recent expiries: an upgrade does not announce ones long past.
+  const expired = await store.db.selectFrom('users').select(['name', 'expires_at']).where('expires_at', '<=', now).where('expires_at', '>', now - EXPIRY_RECORD_WINDOW_MS).execute();
+  for (const u of expired) {
+    const recorded = await store.db.selectFrom('change_log').select('id').where('entity_kind', '=', 'user').where('entity_name', '=', u.name).where('action', '=', 'expire').where('at', '>=', u.expires_at!).executeTakeFirst();
+    if (recorded !== undefined) continue;
+    const groups = (await store.db.selectFrom('user_groups').select('group_name').where('user_name', '=', u.name).orderBy('position').execute()).map((g) => g.group_name);
+    await recordChange(store.db, { actor: 'system:lifecycle', action: 'expire', entityKind: 'user', entityName: u.name, after: { expiresAt: new Date(u.expires_at!).toISOString(), groups } }, now);
+    expiredNames.push(u.name);
+  }
   const due = await store.db.selectFrom('policies').select(['owner_kind', 'owner_name', 'reuse_exception_reason', 'reuse_exception_expires_at']).where('reuse_exception_expires_at', '<=', now).execute();
   for (const row of due) {
     await store.db.transaction().execute(async (trx) => {
@@ -115,7 +130,7 @@ export async function runLifecycle(store: Store, now = Date.now()): Promise<{ di
     });
     lapsed.push(`${row.owner_kind}:${row.owner_name}`);
   }
-  return { disabled, lapsed };
+  return { disabled, lapsed, expired: expiredNames };
 }
 
 export { countUsage };

@@ -4,6 +4,8 @@ import { cidr, permissionNames } from '../config/schema.js';
 import { ConfigError } from '../config/load.js';
 import { POLICY_KEYS, type FolderSpec, type GroupSpec, type OwnerSpec, type PartnerSet, type PolicySpec, type UserSpec } from '../store/partner-model.js';
 import { formatPerms } from '../store/partner-repo.js';
+import type { EventHooks } from '../store/event-model.js';
+import { checkHooks, eventsSectionSchema, formatHooks, hooksFromSection } from './event-hooks-file.js';
 
 // The partners file: users, groups, folders, mounts, permissions and policies as code. `ftpsd apply -f` makes the
 // store match it, `ftpsd export` writes it. Every problem is reported with the entry and key it is in
@@ -75,6 +77,8 @@ const fileSchema = z
     folders: z.record(z.string().regex(NAME, 'folder names use letters, digits and . _ @ -'), folderEntrySchema).default({}),
     groups: z.record(z.string().regex(NAME, 'group names use letters, digits and . _ @ -'), groupEntrySchema).default({}),
     users: z.record(z.string().regex(NAME, 'user names use letters, digits and . _ @ -'), userEntrySchema).default({}),
+    /** Event hooks; absent: the store's rules and actions are left as they are. */
+    events: eventsSectionSchema.optional(),
   })
   .strict();
 
@@ -82,6 +86,8 @@ const fileSchema = z
 export interface PartnerFile {
   set: PartnerSet;
   keepPassword: ReadonlySet<string>;
+  /** Event rules and actions; undefined when the file has no `events:` section (the store's are kept). */
+  events?: EventHooks;
 }
 
 export function parsePartnerFile(text: string, source: string): PartnerFile {
@@ -102,9 +108,10 @@ export function parsePartnerFile(text: string, source: string): PartnerFile {
     if (u.password === undefined) keepPassword.add(name);
     set.users[name] = userFromEntry(name, u);
   }
-  const problems = crossCheck(set);
+  const events = data.events === undefined ? undefined : hooksFromSection(data.events);
+  const problems = [...crossCheck(set), ...(events === undefined ? [] : checkHooks(events, { users: new Set(Object.keys(set.users)), groups: new Set(Object.keys(set.groups)) }))];
   if (problems.length > 0) throw new ConfigError(`${source} is invalid; nothing was changed`, problems);
-  return { set, keepPassword };
+  return { set, keepPassword, ...(events === undefined ? {} : { events }) };
 }
 
 export type EntryKind = 'folder' | 'group' | 'user';
@@ -180,7 +187,7 @@ function issuePath(path: readonly PropertyKey[]): string {
 }
 
 /** The partners file of a partner set; parsing it gives the same set back. */
-export function formatPartnerFile(set: PartnerSet, header = true): string {
+export function formatPartnerFile(set: PartnerSet, header = true, hooks?: EventHooks): string {
   const doc: Record<string, unknown> = {};
   const folders = Object.values(set.folders).sort(byName);
   const groups = Object.values(set.groups).sort(byName);
@@ -188,6 +195,8 @@ export function formatPartnerFile(set: PartnerSet, header = true): string {
   if (folders.length > 0) doc.folders = Object.fromEntries(folders.map((f) => [f.name, folderOut(f)]));
   if (groups.length > 0) doc.groups = Object.fromEntries(groups.map((g) => [g.name, ownerOut(g)]));
   if (users.length > 0) doc.users = Object.fromEntries(users.map((u) => [u.name, userOut(u)]));
+  const events = hooks === undefined ? undefined : formatHooks(hooks);
+  if (events !== undefined) doc.events = events;
   const body = Object.keys(doc).length === 0 ? '{}\n' : stringifyYaml(doc, { lineWidth: 0 });
   return header ? `# ftpsd partners: apply with \`ftpsd apply -f FILE\`; see docs/admin-guide.md ("Partners file").\n${body}` : body;
 }

@@ -1,19 +1,28 @@
 import type { UsageLedger } from '../storage/quota-upload.js';
 import type { Store } from '../store/open-store.js';
-import { addUsage, findUsage, markDownloaded, setUsage } from '../store/quota-repo.js';
+import { addUsage, findUsage, markDownloaded, setUsage, type Usage } from '../store/quota-repo.js';
 import { countUsage } from './locations.js';
 
-/** Quota usage and download marks in the store; a scope never counted is counted from disk on first use. */
-export function storeLedger(store: Store): UsageLedger {
+/**
+ * Quota usage and download marks in the store; a scope never counted is counted on first use, from disk or by
+ * `count` (which also knows S3 folders).
+ */
+export function storeLedger(store: Store, count: (root: string) => Promise<Usage> = countUsage): UsageLedger {
   return {
     async usage(scope, root) {
       const known = await findUsage(store.db, scope);
       if (known !== null) return known;
-      const counted = await countUsage(root);
+      const counted = await count(root);
       await setUsage(store.db, scope, counted);
       return counted;
     },
-    add: (scope, delta) => addUsage(store.db, scope, delta),
+    add: (scope, delta, also) =>
+      also === undefined
+        ? addUsage(store.db, scope, delta)
+        : store.db.transaction().execute(async (trx) => {
+            await addUsage(trx, scope, delta);
+            await also(trx);
+          }),
     downloaded: (realPath) => markDownloaded(store.db, realPath),
   };
 }

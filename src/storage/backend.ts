@@ -46,14 +46,42 @@ export interface UploadResult {
   size: number;
   /** SHA-256 (hex) of the whole stored file. */
   sha256: string;
+  /** Where the file now lies (a local path), for event payloads. */
+  storagePath?: string;
+  /** True when the commit's journal (its event) was written in the same store transaction as its quota count. */
+  journaled?: boolean;
+}
+
+/** The complete bytes of an upload, not yet visible at the target name: what a pre-commit check looks at. */
+export interface StagedUpload {
+  /** A local path other programs (a virus scanner) can read it at. */
+  readonly path: string;
+  readonly size: number;
+  readonly sha256: string;
+  /** Reads it from the verified directory. */
+  open(): Readable;
+  /** Moves it out of the tree (quarantine); the commit then has nothing left to publish. */
+  moveTo(dest: string): Promise<void>;
+}
+
+/** A store write that belongs to a commit (the upload's event): done in the same transaction as its quota count. */
+export type CommitJournal = (trx: unknown, result: UploadResult) => Promise<void>;
+
+export interface CommitOptions {
+  /** Runs on the complete bytes before they become visible; a throw refuses the upload and nothing is stored. */
+  check?(staged: StagedUpload): Promise<void>;
+  journal?: CommitJournal;
 }
 
 /** An upload in progress. Nothing is visible at the target name until `commit` succeeds. */
 export interface Upload {
   /** Receives the file's bytes (for append/resume: only the new bytes). */
   readonly stream: Writable;
-  /** Call once the data connection ended cleanly and `stream` finished: makes the file visible atomically. */
-  commit(): Promise<UploadResult>;
+  /**
+   * Call once the data connection ended cleanly and `stream` finished: makes the file visible atomically, after the
+   * pre-commit check (if any) accepted it.
+   */
+  commit(options?: CommitOptions): Promise<UploadResult>;
   /**
    * Called for an aborted or truncated transfer: the target keeps its previous content. With keepPartial the bytes
    * received so far stay under the hidden partial name so `REST` can continue them.

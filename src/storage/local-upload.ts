@@ -1,8 +1,9 @@
-import { constants, type Stats } from 'node:fs';
+import { constants, createReadStream, type Stats } from 'node:fs';
 import { copyFile, lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import type { Logger } from '../log/logger.js';
 import { FtpError } from '../errors.js';
-import type { Upload, UploadMode, UploadResult } from './backend.js';
+import { join } from 'node:path';
+import type { CommitOptions, Upload, UploadMode, UploadResult } from './backend.js';
 import type { DigestJob, DigestPool } from './digest-pool.js';
 import { HashingFileWriter } from './hashing-stream.js';
 import { fdPath, toStorageError, type VerifiedDir } from './home-jail.js';
@@ -206,13 +207,14 @@ class LocalUpload implements Upload {
   readonly #p: LocalUploadParts;
   #phase: Phase = 'open';
   #fileClosed = false;
+  #refused = false;
 
   constructor(parts: LocalUploadParts) {
     this.#p = parts;
     this.stream = new HashingFileWriter(parts.file, parts.digest, parts.prefix, parts.options.chunkBytes);
   }
 
-  async commit(): Promise<UploadResult> {
+  async commit(commitOptions?: CommitOptions): Promise<UploadResult> {
     if (this.#phase !== 'open') throw new FtpError(451, 'Local error in processing', { reason: 'upload_finished' });
     if (!this.stream.writableFinished) {
       // The contract is commit-after-finish; a stream still open or failed must not become the stored file.
@@ -226,6 +228,7 @@ class LocalUpload implements Upload {
       // The worker reads the file back while it is synced to disk; the descriptor is closed only after both.
       [sha256] = await Promise.all([digest.digest(), options.fsync ? file.sync() : undefined]);
       await this.#closeFile();
+      if (commitOptions?.check !== undefined) await this.#check(commitOptions.check, sha256);
       // The directory is checked right before the rename and right after it: a move of the directory out of the
       // home in between is caught, and the file it took along is removed again.
       await dir.recheck('upload', vpath);
@@ -246,13 +249,34 @@ class LocalUpload implements Upload {
       this.#phase = 'aborted';
       await this.#closeFile();
       if (temp !== null) await removeQuietly(dir.at(temp));
+      // In place (atomicUploads off) a refused file is already at the target: it goes too.
+      else if (this.#refused) await removeQuietly(dir.at(name));
       await dir.close();
       throw toStorageError(err);
     }
     this.#phase = 'done';
     await dir.close();
     const bytes = this.stream.bytesStored;
-    return { bytes, size: this.#p.prefix + bytes, sha256 };
+    return { bytes, size: this.#p.prefix + bytes, sha256, storagePath: join(dir.real, name) };
+  }
+
+  /** The pre-commit check on the complete file, still under its hidden name (or, in place, at the target). */
+  async #check(check: NonNullable<CommitOptions['check']>, sha256: string): Promise<void> {
+    const { dir, name, temp } = this.#p;
+    const staged = dir.at(temp ?? name);
+    const size = this.#p.prefix + this.stream.bytesStored;
+    try {
+      await check({
+        path: join(dir.real, temp ?? name),
+        size,
+        sha256,
+        open: () => createReadStream(staged),
+        moveTo: (dest) => moveFile(staged, dest),
+      });
+    } catch (err) {
+      this.#refused = true;
+      throw err;
+    }
   }
 
   async abort(keepPartial: boolean): Promise<void> {
@@ -300,6 +324,17 @@ function destroyAndWait(stream: HashingFileWriter): Promise<void> {
     stream.once('close', () => resolve());
     stream.destroy();
   });
+}
+
+/** rename, or copy and remove across file systems (a quarantine folder on another disk). */
+async function moveFile(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    await copyFile(from, to, constants.COPYFILE_EXCL);
+    await unlink(from);
+  }
 }
 
 async function removeQuietly(path: string): Promise<void> {

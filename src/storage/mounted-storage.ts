@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { AccessView, Located } from '../access/access-view.js';
 import type { EffectiveMount } from '../access/effective.js';
@@ -6,6 +5,7 @@ import { FtpError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { FILE_RANGE, type FileInfo, type Listing, type StorageSession, type Upload, type UploadMode } from './backend.js';
 import { QuotaUpload, type UsageLedger } from './quota-upload.js';
+import { joinLocation } from './s3-place.js';
 import { resolveVirtualPath, virtualBaseName, type PathLimits } from './virtual-path.js';
 
 // One login's storage: every virtual path is routed to the folder mounted at its longest prefix, and handled there by
@@ -160,7 +160,7 @@ export class MountedStorage implements StorageSession {
       // RETR reads through the stream (not the descriptor), so the stream does see its end.
       delete (stream as { [FILE_RANGE]?: unknown })[FILE_RANGE];
       const ledger = this.#o.ledger;
-      const real = join(this.#root(at.mount), at.rel);
+      const real = joinLocation(this.#root(at.mount), at.rel);
       stream.once('end', () => void ledger.downloaded(real).catch((err: unknown) => this.#o.log?.warn({ err, path }, 'download mark not recorded')));
     }
     return stream;
@@ -191,16 +191,20 @@ export class MountedStorage implements StorageSession {
     return new QuotaUpload(inner, {
       capBytes,
       onCapExceeded: () => quotaError(m, 'bytes'),
-      onCommitted: (size) => this.#count(m, { bytes: size - oldSize, files: isNew ? 1 : 0 }),
+      onCommitted: (result, journal) =>
+        this.#count(m, { bytes: result.size - oldSize, files: isNew ? 1 : 0 }, journal === undefined ? undefined : (trx) => journal(trx, { ...result, storagePath: result.storagePath ?? joinLocation(this.#root(m), at.rel) })),
     });
   }
 
-  async #count(m: EffectiveMount, delta: { bytes: number; files: number }): Promise<void> {
+  /** True when the count (and `also`, in the same transaction) was recorded. */
+  async #count(m: EffectiveMount, delta: { bytes: number; files: number }, also?: (trx: unknown) => Promise<void>): Promise<boolean> {
     try {
-      await this.#o.ledger?.add(m.scope, delta);
+      await this.#o.ledger?.add(m.scope, delta, also);
+      return this.#o.ledger !== null;
     } catch (err) {
       // The file operation itself succeeded; `ftpsd quota scan` puts the count right.
       this.#o.log?.error({ err, scope: m.scope }, 'quota usage not updated');
+      return false;
     }
   }
 

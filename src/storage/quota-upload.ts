@@ -1,13 +1,13 @@
 import { Transform, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FtpError } from '../errors.js';
-import type { Upload, UploadResult } from './backend.js';
+import type { CommitJournal, CommitOptions, Upload, UploadResult } from './backend.js';
 
 /** Where storage counts usage and first downloads (the store, in the server). */
 export interface UsageLedger {
   /** Current usage of a scope; counted from the files under `root` when the scope has never been counted. */
   usage(scope: string, root: string): Promise<{ bytes: number; files: number }>;
-  add(scope: string, delta: { bytes: number; files: number }): Promise<void>;
+  add(scope: string, delta: { bytes: number; files: number }, alsoInTransaction?: (trx: unknown) => Promise<void>): Promise<void>;
   /** A file (real path) was downloaded completely. */
   downloaded(realPath: string): Promise<void>;
 }
@@ -17,8 +17,11 @@ export interface QuotaUploadOptions {
   capBytes: number | null;
   /** The error the upload fails with once it would pass the cap (552). */
   onCapExceeded(): FtpError;
-  /** Called with the stored file's size after a successful commit, to count the change. */
-  onCommitted(size: number): Promise<void>;
+  /**
+   * Called with the stored file after a successful commit, to count the change (and write the commit's journal in the
+   * same transaction); true when both were recorded.
+   */
+  onCommitted(result: UploadResult, journal?: CommitJournal): Promise<boolean>;
 }
 
 /**
@@ -35,12 +38,18 @@ export class QuotaUpload implements Upload {
   constructor(inner: Upload, opts: QuotaUploadOptions) {
     this.#inner = inner;
     this.#o = opts;
-    let received = 0;
     const cap = opts.capBytes;
+    if (cap === null) {
+      // Nothing to cut off: the file stream itself, without a Transform stage and a pipeline per upload.
+      this.stream = inner.stream;
+      this.#piped = Promise.resolve();
+      return;
+    }
+    let received = 0;
     const gate = new Transform({
       transform: (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) => {
         received += chunk.length;
-        if (cap === null || received <= cap) return cb(null, chunk);
+        if (received <= cap) return cb(null, chunk);
         this.#exceeded = true;
         cb(opts.onCapExceeded());
       },
@@ -51,11 +60,11 @@ export class QuotaUpload implements Upload {
     this.#piped.catch(() => undefined);
   }
 
-  async commit(): Promise<UploadResult> {
+  async commit(options?: CommitOptions): Promise<UploadResult> {
     await this.#piped;
-    const result = await this.#inner.commit();
-    await this.#o.onCommitted(result.size);
-    return result;
+    const result = await this.#inner.commit(options?.check === undefined ? undefined : { check: options.check });
+    const journaled = await this.#o.onCommitted(result, options?.journal);
+    return options?.journal === undefined ? result : { ...result, journaled };
   }
 
   async abort(keepPartial: boolean): Promise<void> {

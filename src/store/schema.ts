@@ -183,6 +183,62 @@ export interface StoreMetaTable {
   value: string;
 }
 
+export interface EventActionsTable {
+  name: string;
+  /** 'webhook' or 'command'. */
+  kind: string;
+  /** JSON of the webhook or command settings (the webhook's secret included). */
+  config: string;
+  description: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface EventRulesTable {
+  name: string;
+  /** Comma-separated event names. */
+  events: string;
+  /** JSON: users, groups, paths, minSize, maxSize, results. */
+  filter: string;
+  /** Comma-separated action names. */
+  actions: string;
+  enabled: number;
+  description: string;
+  created_at: number;
+  updated_at: number;
+}
+
+/** One row per published event that some rule wanted; its payload is what every action receives. */
+export interface EventsTable {
+  /** The idempotency key receivers see. */
+  id: string;
+  type: string;
+  at: number;
+  node: string;
+  payload: string;
+}
+
+/** One row per event and action: the durable queue, its leases and its dead letters. */
+export interface EventDeliveriesTable {
+  id: Generated<number>;
+  event_id: string;
+  action: string;
+  /** The rule that sent the event to the action (the first one, when several did). */
+  rule: string;
+  /** pending, delivered, failed (dead letter). */
+  state: string;
+  attempts: number;
+  /** Not before this time (backoff). */
+  next_at: number;
+  /** The node process holding the delivery, until lease_until; a lease past its time is free to take again. */
+  lease_owner: string | null;
+  lease_until: number | null;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+  delivered_at: number | null;
+}
+
 export interface Database {
   users: UsersTable;
   groups: GroupsTable;
@@ -200,6 +256,10 @@ export interface Database {
   admin_accounts: AdminAccountsTable;
   admin_tokens: AdminTokensTable;
   admin_api_keys: AdminApiKeysTable;
+  event_actions: EventActionsTable;
+  event_rules: EventRulesTable;
+  events: EventsTable;
+  event_deliveries: EventDeliveriesTable;
 }
 
 type Db = Kysely<unknown>;
@@ -332,6 +392,59 @@ export function migrations(engine: Engine): Record<string, Migration> {
         for (const t of ['store_meta', 'change_log', 'download_marks', 'ban_offences', 'bans', 'quota_usage', 'policies', 'permissions', 'mounts', 'folders', 'user_groups', 'groups', 'users']) {
           await db.schema.dropTable(t).execute();
         }
+      },
+    },
+    '0002_events': {
+      async up(db: Db) {
+        await db.schema
+          .createTable('event_actions')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('config', 'text', (c) => c.notNull())
+          .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('event_rules')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('events', 'text', (c) => c.notNull())
+          .addColumn('filter', 'text', (c) => c.notNull())
+          .addColumn('actions', 'text', (c) => c.notNull())
+          .addColumn('enabled', 'integer', (c) => c.notNull().defaultTo(1))
+          .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('events')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('at', 'bigint', (c) => c.notNull())
+          .addColumn('node', 'text', (c) => c.notNull())
+          .addColumn('payload', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('event_deliveries')
+          .addColumn('id', engine === 'postgres' ? 'bigserial' : 'integer', (c) => (engine === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement()))
+          .addColumn('event_id', 'text', (c) => c.notNull().references('events.id').onDelete('cascade'))
+          .addColumn('action', 'text', (c) => c.notNull())
+          .addColumn('rule', 'text', (c) => c.notNull())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_at', 'bigint', (c) => c.notNull())
+          .addColumn('lease_owner', 'text')
+          .addColumn('lease_until', 'bigint')
+          .addColumn('last_error', 'text')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addColumn('delivered_at', 'bigint')
+          .addUniqueConstraint('event_deliveries_event_action', ['event_id', 'action'])
+          .execute();
+        await db.schema.createIndex('event_deliveries_due').on('event_deliveries').columns(['state', 'next_at']).execute();
+      },
+      async down(db: Db) {
+        for (const t of ['event_deliveries', 'events', 'event_rules', 'event_actions']) await db.schema.dropTable(t).execute();
       },
     },
     '0003_admin': {

@@ -9,7 +9,9 @@ import pg from 'pg';
 
 // A throwaway PostgreSQL from Debian's `postgresql` package: initdb into a temporary folder (as the `postgres` user
 // when running as root, since PostgreSQL refuses to run as root), pg_ctl on a free loopback port with its socket in
-// that folder. A few seconds to start; each test file starts its own and stops it in `after`.
+// that folder. A few seconds to start. `npm test` starts one server for the whole run (scripts/test.sh, named by
+// FTPSD_TEST_PG_URL_BASE): each test file then gets fresh databases on it and its stop() leaves it running. A test
+// file run alone starts its own server and stops it in `after`.
 
 const run = promisify(execFile);
 const BIN_DIRS = ['/usr/lib/postgresql/16/bin', '/usr/lib/postgresql/15/bin', '/usr/lib/postgresql/17/bin'];
@@ -31,7 +33,26 @@ async function asPostgres(cmd: string, args: string[]): Promise<void> {
   else await run(cmd, args, { timeout: 60_000 });
 }
 
+/** postgres://postgres@127.0.0.1:PORT/ of the run's shared server, or null. */
+export const SHARED_PG_URL_BASE = process.env.FTPSD_TEST_PG_URL_BASE ?? null;
+
+async function createDatabase(base: string): Promise<string> {
+  const name = `ftpsd_${randomBytes(5).toString('hex')}`;
+  const client = new pg.Client({ connectionString: `${base}postgres` });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await client.end();
+  }
+  return `${base}${name}`;
+}
+
 export async function startPostgres(): Promise<TestPostgres> {
+  if (SHARED_PG_URL_BASE !== null) {
+    const base = SHARED_PG_URL_BASE.endsWith('/') ? SHARED_PG_URL_BASE : `${SHARED_PG_URL_BASE}/`;
+    return { newDatabase: () => createDatabase(base), stop: async () => undefined };
+  }
   const bin = binDir();
   const dir = await mkdtemp(join(tmpdir(), 'ftpsd-pg-'));
   if (process.getuid?.() === 0) {
@@ -55,19 +76,8 @@ export async function startPostgres(): Promise<TestPostgres> {
     }
   }
   if (port === 0) throw new Error(`PostgreSQL did not start: ${(lastError as Error).message}`);
-  const admin = `postgres://postgres@127.0.0.1:${port}/postgres`;
   return {
-    async newDatabase() {
-      const name = `ftpsd_${randomBytes(5).toString('hex')}`;
-      const client = new pg.Client({ connectionString: admin });
-      await client.connect();
-      try {
-        await client.query(`CREATE DATABASE ${name}`);
-      } finally {
-        await client.end();
-      }
-      return `postgres://postgres@127.0.0.1:${port}/${name}`;
-    },
+    newDatabase: () => createDatabase(`postgres://postgres@127.0.0.1:${port}/`),
     async stop() {
       await asPostgres(join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
       await rm(dir, { recursive: true, force: true });

@@ -65,7 +65,7 @@ describe('local uploads', () => {
     upload.stream.end(data.subarray(100_000));
     await new Promise((r) => upload.stream.on('finish', r));
     const result = await upload.commit();
-    assert.deepEqual(result, { bytes: data.length, size: data.length, sha256: sha(data) });
+    assert.deepEqual(result, { bytes: data.length, size: data.length, sha256: sha(data), storagePath: join(home, 'new.bin') });
     assert.ok((await readFile(join(home, 'new.bin'))).equals(data));
     assert.deepEqual(await hidden(), []);
   });
@@ -114,7 +114,7 @@ describe('local uploads', () => {
     assert.equal(await readFile(join(home, 'big.iso'), 'utf8'), 'older version');
     await send(second, full.subarray(offset));
     const result = await second.commit();
-    assert.deepEqual(result, { bytes: full.length - offset, size: full.length, sha256: sha(full) });
+    assert.deepEqual(result, { bytes: full.length - offset, size: full.length, sha256: sha(full), storagePath: join(home, 'big.iso') });
     assert.ok((await readFile(join(home, 'big.iso'))).equals(full));
     assert.equal(await storage.sha256('/big.iso'), sha(full));
     assert.deepEqual(await hidden(), []);
@@ -154,7 +154,7 @@ describe('local uploads', () => {
     await writeFile(join(home, 'log.txt'), 'line 1\n');
     const upload = await storage.openUpload('/log.txt', { kind: 'append' }, CHUNK);
     await send(upload, Buffer.from('line 2\n'));
-    assert.deepEqual(await upload.commit(), { bytes: 7, size: 14, sha256: sha(Buffer.from('line 1\nline 2\n')) });
+    assert.deepEqual(await upload.commit(), { bytes: 7, size: 14, sha256: sha(Buffer.from('line 1\nline 2\n')), storagePath: join(home, 'log.txt') });
     assert.equal(await readFile(join(home, 'log.txt'), 'utf8'), 'line 1\nline 2\n');
 
     const failed = await storage.openUpload('/log.txt', { kind: 'append' }, CHUNK);
@@ -172,7 +172,7 @@ describe('local uploads', () => {
     const upload = await storage.openUpload('/empty.txt', { kind: 'replace' }, CHUNK);
     upload.stream.end();
     await new Promise((r) => upload.stream.on('finish', r));
-    assert.deepEqual(await upload.commit(), { bytes: 0, size: 0, sha256: sha(Buffer.alloc(0)) });
+    assert.deepEqual(await upload.commit(), { bytes: 0, size: 0, sha256: sha(Buffer.alloc(0)), storagePath: join(home, 'empty.txt') });
     assert.equal((await stat(join(home, 'empty.txt'))).size, 0);
   });
 
@@ -229,7 +229,7 @@ describe('local uploads', () => {
 
     const append = await inPlace.openUpload('/direct.bin', { kind: 'append' }, CHUNK);
     await send(append, Buffer.from('!'));
-    assert.deepEqual(await append.commit(), { bytes: 1, size: 12, sha256: sha(Buffer.from('visible now!')) });
+    assert.deepEqual(await append.commit(), { bytes: 1, size: 12, sha256: sha(Buffer.from('visible now!')), storagePath: join(home, 'direct.bin') });
 
     const resume = await inPlace.openUpload('/direct.bin', { kind: 'resume', offset: 8 }, CHUNK);
     await send(resume, Buffer.from('later'));
