@@ -156,12 +156,13 @@ describe('web admin in Chromium', () => {
     await shot('8-certificates');
   });
 
-  it('refuses a form without its CSRF token, and ran no inline script', async () => {
+  it('refuses a form without its CSRF token, and ran no inline script', async (t) => {
     const status = await page.evaluate(async (ip) => {
       const res = await fetch(`/bans/${ip}/remove`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'x=1', redirect: 'manual' });
       return res.status;
     }, '192.0.2.10');
     assert.equal(status, 403);
     assert.deepEqual(consoleProblems.filter((p) => /Content Security Policy|Refused/i.test(p)), [], 'no CSP violation');
+    t.diagnostic(`screenshots: ${SHOTS}`);
   });
 });

@@ -35,6 +35,7 @@ button.link { background: none; border: none; color: var(--accent); padding: 0; 
 .progress > span { display: block; height: 100%; background: var(--ok); }
 .muted { color: var(--muted); }
 code, pre { font-family: ui-monospace, monospace; }
+#audit td:last-child code { font-size: .8em; overflow-wrap: anywhere; }
 pre { background: #fff; border: 1px solid var(--line); padding: .6rem; overflow: auto; }
 ${Array.from({ length: 11 }, (_, i) => `.progress > span.w${i * 10} { width: ${i * 10}%; }`).join('\n')}
 `;

@@ -7,7 +7,7 @@ import { html, page, postForm } from './html.js';
 
 const hide = { hide: true };
 /** Fields shown in their own columns; the rest of a record goes to "details". */
-const SHOWN = new Set(['seq', 'time', 'event', 'user', 'ip', 'path', 'prev', 'hash']);
+const SHOWN = new Set(['seq', 'time', 'event', 'user', 'ip', 'path', 'prev', 'hash', 'action', 'kind', 'name', 'actor', 'at']);
 
 export function auditPages(app: FastifyInstance, _ctx: AdminContext): void {
   app.get('/audit', { config: { access: 'audit', page: true }, schema: hide }, async (request, reply) => {
@@ -25,7 +25,7 @@ export function auditPages(app: FastifyInstance, _ctx: AdminContext): void {
 ${postForm('/audit/verify', p.csrf ?? '', html`<button type="submit" id="verify">Verify the chain</button>`)}
 ${result === null ? '' : html`<p class="muted">${result.records.length} records${result.truncated ? ' (the newest; narrow the search for older ones)' : ''}, ${result.scanned} read.</p>
 <table id="audit"><thead><tr><th>Seq</th><th>Time</th><th>Event</th><th>User</th><th>Address</th><th>Path</th><th>Details</th></tr></thead><tbody>
-${result.records.map((rec) => html`<tr><td>${rec.seq}</td><td>${String(rec.time ?? '').replace('T', ' ').slice(0, 19)}</td><td>${rec.event}</td><td>${rec.user ?? rec.admin ?? rec.actor ?? ''}</td><td>${rec.ip ?? ''}</td><td><code>${rec.path ?? rec.name ?? ''}</code></td>
+${result.records.map((rec) => html`<tr><td>${rec.seq}</td><td>${String(rec.time ?? '').replace('T', ' ').slice(0, 19)}</td><td>${rec.event}${rec.action === undefined ? '' : html`<br><span class="muted">${rec.action} ${rec.kind ?? ''}</span>`}</td><td>${rec.user ?? rec.admin ?? rec.actor ?? ''}</td><td>${rec.ip ?? ''}</td><td><code>${rec.path ?? rec.name ?? ''}</code></td>
 <td><code>${JSON.stringify(Object.fromEntries(Object.entries(rec).filter(([k]) => !SHOWN.has(k))))}</code></td></tr>`)}
 </tbody></table>`}`;
     return reply.type('text/html; charset=utf-8').send(page({ title: 'Audit', principal: p, active: '/audit', msg: q.msg, error: r.ok ? q.error : r.error, body }));
