@@ -1,6 +1,5 @@
 import { TicketRegistry } from './tls/session-tickets.js';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
-import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { AcmeManager } from './acme/acme-manager.js';
@@ -14,6 +13,9 @@ import type { User } from './auth/users-file.js';
 import { buildRegistry } from './commands/registry.js';
 import { resolvePath, type LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
+import { ClusterBus } from './cluster/cluster-bus.js';
+import { ClusterSessions } from './cluster/cluster-sessions.js';
+import { nodeIdOf } from './cluster/node-identity.js';
 import { ControlServer } from './control/control-server.js';
 import type { DefenderPort, ServerContext } from './control/server-context.js';
 import type { Session } from './control/session.js';
@@ -68,6 +70,8 @@ export interface ServerHandle {
   /** Port of the implicit FTPS listener, null when implicit.enabled is off. */
   readonly implicitPort: number | null;
   readonly config: Config;
+  /** cluster.nodeId, or the host name. */
+  readonly nodeId: string;
   readonly log: Logger;
   readonly certStore: CertStore;
   readonly users: StoreDirectory;
@@ -144,7 +148,8 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
   await users.reload();
   const ledger = storeLedger(store, (root) => (isS3Path(root) ? countS3Usage(s3, root) : countUsage(root)));
 
-  const auditPaths = resolveAuditPaths(config, baseDir);
+  const nodeId = nodeIdOf(config);
+  const auditPaths = resolveAuditPaths(config, baseDir, nodeId);
   const auditLog = auditPaths === null
     ? null
     : new AuditLog({ ...auditPaths, checkpointEvery: config.log.auditCheckpointEvery, rotateBytes: config.log.auditRotateBytes, log });
@@ -163,12 +168,22 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     }
   };
 
-  const defender = config.defender.enabled ? new Defender({ config: config.defender, persistence: storeBanPersistence(store.db, store.location), log }) : null;
+  const defender = config.defender.enabled ? new Defender({ config: config.defender, persistence: storeBanPersistence(store.db, store.location, store.engine), log }) : null;
   await defender?.ready;
+
+  // Several nodes on one PostgreSQL store: per-user session caps count every node's sessions, and writes that must
+  // reach the other nodes at once (bans, the certificate) wake them through LISTEN/NOTIFY.
+  const shared = store.engine === 'postgres';
+  const bus = shared && config.store.url !== '' ? new ClusterBus(config.store.url, log) : null;
+  await bus?.ready;
+  const clusterSessions = shared
+    ? new ClusterSessions({ store, nodeId, heartbeatIntervalMs: config.cluster.heartbeatIntervalMs, sessionExpiryMs: config.cluster.sessionExpiryMs, log })
+    : null;
+  await clusterSessions?.start();
 
   const events: EventBus = new EventBus({
     store,
-    node: config.events.node !== '' ? config.events.node : hostname(),
+    node: config.events.node !== '' ? config.events.node : nodeId,
     settings: () => config.events,
     quarantineDir: () => (config.events.quarantineDir === '' ? null : abs(config.events.quarantineDir)),
     log,
@@ -221,19 +236,41 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
         log: userLog,
       });
     },
-    acquireLogin: (session: Session, user: string, account?: User) => {
+    acquireLogin: async (session: Session, user: string, account?: User) => {
       // A partner's policy may allow fewer (or more) sessions than limits.maxLoginsPerUser.
       const max = account !== undefined && isLoginUser(account) && account.maxSessions !== null ? account.maxSessions : config.limits.maxLoginsPerUser;
       if (control?.acquireLogin(session, user, max) !== true) return false;
+      if (clusterSessions !== null) {
+        let claimed: boolean;
+        try {
+          claimed = await clusterSessions.claim(session.id, user, session.peerIp, max);
+        } catch (err) {
+          // The store is unreachable: the cap over all nodes cannot be checked; this node's own cap still held.
+          log.warn({ err, user, event: 'cluster_session_unchecked' }, 'session cap across nodes not checked');
+          claimed = true;
+        }
+        if (!claimed) {
+          control.release(session, false);
+          return false;
+        }
+        // Closed while the store answered: its end has already been handled, without this row.
+        if (session.closed) clusterSessions.release(session.id);
+      }
       recordLogin(store.db, user, Date.now()).catch((err: unknown) => log.warn({ err, user }, 'last login not recorded'));
       return true;
     },
-    sessionEnded: (session: Session, reason: string) => control?.release(session, reason !== 'rein'),
+    sessionEnded: (session: Session, reason: string) => {
+      clusterSessions?.release(session.id);
+      control?.release(session, reason !== 'rein');
+    },
   };
   control = new ControlServer(ctx);
 
-  defender?.on('ban', (ban) => {
-    audit('ban', { ip: ban.ip, until: new Date(ban.until).toISOString(), reason: ban.reason, offences: ban.offences });
+  defender?.on('ban', (ban, origin) => {
+    // Another node's ban is that node's audit record; here it only closes this node's sessions of the address.
+    if (origin === 'local') audit('ban', { ip: ban.ip, until: new Date(ban.until).toISOString(), reason: ban.reason, offences: ban.offences });
+    // Other nodes must refuse the address within a second: written now, not after defender.saveDelayMs.
+    if (origin === 'local' && bus !== null) void defender.flush();
     // Every node loads a ban another imposed: one id for all of them, so the store keeps one event.
     events.publish({ event: 'ban', id: `ban-${ban.ip}-${ban.until}`, ip: ban.ip, reason: ban.reason, details: { until: new Date(ban.until).toISOString(), offences: ban.offences } });
     control?.closeSessionsOf(ban.ip, 'Service not available: your address is temporarily blocked');
@@ -251,7 +288,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     if (event === 'acme_certificate_issued') events.publish({ event: 'certificate_renewed', details: { source: 'acme', ...fields } });
     else if (event === 'acme_renewal_failed') events.publish({ event: 'certificate_renewal_failed', result: 'failed', reason: typeof fields.reason === 'string' ? fields.reason : null, details: fields });
   };
-  const acme = config.acme.enabled ? new (await import('./acme/acme-manager.js')).AcmeManager({ config, certStore, log, audit: acmeAudit, baseDir }) : null;
+  const acme = config.acme.enabled ? new (await import('./acme/acme-manager.js')).AcmeManager({ config, certStore, log, audit: acmeAudit, baseDir, ...(shared ? { shared: { store, nodeId } } : {}) }) : null;
 
   const reloadCertificate = async (): Promise<boolean> => {
     if (acme !== null) return acme.reload();
@@ -303,6 +340,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
   };
   const watch = new StoreWatch({
     store,
+    nodeId,
     intervalMs: config.store.pollIntervalMs,
     log,
     audit,
@@ -329,6 +367,11 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     },
   });
   await watch.start();
+  bus?.on('signal', (signal) => {
+    if (signal === 'bans') void defender?.reload();
+    else if (signal === 'changes') void watch.tick();
+    else if (signal === 'certificate') void acme?.reload();
+  });
   const housekeeping = new Housekeeping({ store, log, resolve: abs, settings: () => config.housekeeping });
   housekeeping.start();
   const s3Sweeper = new S3Sweeper({ clients: s3, log, roots: async () => allLocations(await loadPartners(store.db), location).map((l) => l.root).filter(isS3Path) });
@@ -402,6 +445,8 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
       await metricsServer?.close();
       await acme?.stop();
       for (const f of watched) unwatchFile(f);
+      await clusterSessions?.close();
+      await bus?.close();
       await defender?.close();
       await housekeeping.close();
       await s3Sweeper.close();
@@ -422,6 +467,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     port: address.port,
     implicitPort: implicitAddress?.port ?? null,
     config,
+    nodeId,
     log,
     certStore,
     users,

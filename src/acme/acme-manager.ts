@@ -14,6 +14,7 @@ import type { ChallengeResponder } from './challenge-responder.js';
 import { Dns01Hook } from './dns01-hook.js';
 import { Http01Responder } from './http01-responder.js';
 import { acquireOrderLock } from './order-lock.js';
+import { loadShared, saveShared, withOrderLock, type SharedCertificates } from './shared-certificate.js';
 import { orderCertificate } from './order-certificate.js';
 import { renewalWindow, retryDelay, timerDelay } from './renewal-schedule.js';
 import { TlsAlpnResponder } from './tls-alpn-responder.js';
@@ -25,6 +26,8 @@ export interface AcmeManagerOptions {
   audit?: (event: string, fields: Record<string, unknown>) => void;
   /** Relative acme.dir and acme.caFile are resolved against this directory; default: the working directory. */
   baseDir?: string;
+  /** Nodes sharing a PostgreSQL store: one orders (advisory lock), the certificate is kept in the store for all. */
+  shared?: SharedCertificates;
 }
 
 export type RenewTrigger = 'initial' | 'scheduled' | 'manual';
@@ -80,6 +83,7 @@ export class AcmeManager extends EventEmitter<{ installed: [InstalledCertificate
   #failures = 0;
   #lastError: string | null = null;
   #setup: Promise<void> | null = null;
+  readonly #shared: SharedCertificates | null;
 
   constructor(options: AcmeManagerOptions) {
     super();
@@ -90,6 +94,7 @@ export class AcmeManager extends EventEmitter<{ installed: [InstalledCertificate
     this.#audit = options.audit ?? (() => {});
     this.#caFile = this.#config.caFile === '' ? null : resolve(baseDir, this.#config.caFile);
     this.store = new AcmeStore(resolve(baseDir, this.#config.dir));
+    this.#shared = options.shared ?? null;
   }
 
   async start(): Promise<void> {
@@ -170,6 +175,12 @@ export class AcmeManager extends EventEmitter<{ installed: [InstalledCertificate
     let stored: StoredCertificate | null;
     try {
       stored = await this.store.loadCertificate();
+      // The store's copy is the cluster's; this node's files may hold an older one (or none, on a new node).
+      const shared = this.#shared === null ? null : await loadShared(this.#shared);
+      if (shared !== null && this.#usable(shared) && (stored === null || Date.parse(shared.leaf.validTo) >= Date.parse(stored.leaf.validTo))) {
+        if (stored?.leaf.fingerprint256 !== shared.leaf.fingerprint256) await this.store.saveCertificate(shared.keyPem, shared.certPem, shared.meta);
+        stored = shared;
+      }
     } catch (err) {
       this.#log.error({ detail: errorDetail(err) }, 'acme stored certificate unreadable');
       return;
@@ -232,7 +243,18 @@ export class AcmeManager extends EventEmitter<{ installed: [InstalledCertificate
     await mkdir(this.store.dir, { recursive: true });
     const release = await acquireOrderLock(this.store.dir);
     try {
-      return await this.#order(trigger);
+      if (this.#shared === null) return await this.#order(trigger);
+      // Several nodes: one orders, the others take its certificate from the store.
+      const ordered = await withOrderLock(this.#shared, this.#config.directoryUrl, async () => {
+        const before = this.#current?.installed.leaf.fingerprint256;
+        await this.#loadStored();
+        const current = this.#current;
+        // Another node ordered while this one waited for its turn: its certificate is installed now.
+        if (trigger !== 'manual' && current !== null && current.installed.leaf.fingerprint256 !== before && Date.now() < current.renewAt) return current.installed;
+        return this.#order(trigger);
+      });
+      if (ordered === null) throw new AcmeError('busy', 'another node is ordering the certificate; it is installed here once stored');
+      return ordered.value;
     } finally {
       await release();
     }
@@ -277,6 +299,7 @@ export class AcmeManager extends EventEmitter<{ installed: [InstalledCertificate
         keyType: this.#config.keyType,
         issuedAt: new Date().toISOString(),
       });
+      if (this.#shared !== null) await saveShared(this.#shared, keyText, certPem, { directoryUrl: this.#config.directoryUrl, domains: [...this.#config.domains], keyType: this.#config.keyType, issuedAt: new Date().toISOString() });
     } catch (err) {
       // Still use the new certificate; ordering again would only spend the CA's rate limit on the same disk problem.
       this.#install(keyText, certPem, 'order');

@@ -140,7 +140,7 @@ async function readOptional(file: string): Promise<string | null> {
   }
 }
 
-function parseMeta(raw: unknown): StoredCertificateMeta | null {
+export function parseMeta(raw: unknown): StoredCertificateMeta | null {
   if (typeof raw !== 'object' || raw === null) return null;
   const m = raw as Record<string, unknown>;
   const { directoryUrl, domains, keyType, issuedAt } = m;

@@ -86,10 +86,16 @@ export function loadOrCreateHmacKey(file: string): Buffer {
   return readHmacKey(file);
 }
 
-/** log.auditFile and the key file resolved against baseDir; null when auditing to a file is off. */
-export function resolveAuditPaths(config: Pick<Config, 'log' | 'users'>, baseDir: string): { file: string; hmacKeyFile: string } | null {
+/** Stands for the node id (cluster.nodeId) in log.auditFile, so nodes sharing a folder each keep their own chain. */
+export const NODE_PLACEHOLDER = '{node}';
+
+/**
+ * log.auditFile (with {node} replaced by `nodeId`) and the key file resolved against baseDir; null when auditing to
+ * a file is off.
+ */
+export function resolveAuditPaths(config: Pick<Config, 'log' | 'users'>, baseDir: string, nodeId = ''): { file: string; hmacKeyFile: string } | null {
   if (config.log.auditFile === '') return null;
-  return { file: absolute(baseDir, config.log.auditFile), hmacKeyFile: resolveAuditKeyFile(config, baseDir) };
+  return { file: absolute(baseDir, config.log.auditFile.replaceAll(NODE_PLACEHOLDER, nodeId)), hmacKeyFile: resolveAuditKeyFile(config, baseDir) };
 }
 
 /**

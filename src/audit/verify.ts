@@ -1,7 +1,8 @@
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, readdir } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { GENESIS_HASH, hmacMatches, readHmacKey, recordHash } from './chain.js';
+import { GENESIS_HASH, NODE_PLACEHOLDER, hmacMatches, readHmacKey, recordHash } from './chain.js';
 
 // Checks an audit file, or a run of rotated files, record by record and reports the first problem: an altered
 // record (its hash no longer matches), a removed one (a gap in seq), a broken link (prev is not the hash before),
@@ -125,4 +126,41 @@ async function readFirstSeq(file: string): Promise<number | null> {
   } finally {
     await handle?.close();
   }
+}
+
+/** `<file>.<ISO time with - for : and .>[-N]`: the name AuditLog gives a rotated file. */
+const ROTATED_SUFFIX = /\.\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z(?:-\d+)?$/;
+
+/**
+ * Splits audit files into chains: a file and its rotated predecessors form one (each node of a cluster writes its own,
+ * `audit-<node>.log`). Keyed by the current file's name; each chain is put in order.
+ */
+export async function groupAuditChains(files: readonly string[]): Promise<Map<string, string[]>> {
+  const groups = new Map<string, string[]>();
+  for (const f of files) {
+    const key = f.replace(ROTATED_SUFFIX, '');
+    groups.set(key, [...(groups.get(key) ?? []), f]);
+  }
+  const ordered = new Map<string, string[]>();
+  for (const key of [...groups.keys()].sort()) ordered.set(key, await orderAuditFiles(groups.get(key)!));
+  return ordered;
+}
+
+/**
+ * Every audit file the configured log.auditFile names, for every node: with {node} in it, each node's file and its
+ * rotations in that folder; without, the file and its rotations.
+ */
+export async function configuredAuditFiles(template: string): Promise<string[]> {
+  const dir = dirname(template);
+  const name = basename(template);
+  const [before, after] = name.includes(NODE_PLACEHOLDER) ? name.split(NODE_PLACEHOLDER, 2) as [string, string] : [name, null];
+  const escape = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const pattern = new RegExp(`^${escape(before)}${after === null ? '' : `[A-Za-z0-9._-]+${escape(after)}`}(?:${ROTATED_SUFFIX.source.slice(0, -1)})?$`);
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch {
+    return [];
+  }
+  return entries.filter((e) => pattern.test(e)).sort().map((e) => join(dir, e));
 }

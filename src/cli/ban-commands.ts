@@ -44,7 +44,7 @@ export function registerBanCommands(program: Command, deps: BanCommandDeps): voi
     try {
       await withStore({ ...loaded, file: null }, async (store) => {
         // No polling and no delayed save: this process lives for one command and writes when it closes.
-        const defender = new Defender({ config: { ...config.defender, fileWatchIntervalMs: 0, saveDelayMs: 0 }, persistence: storeBanPersistence(store.db, store.location), log });
+        const defender = new Defender({ config: { ...config.defender, fileWatchIntervalMs: 0, saveDelayMs: 0 }, persistence: storeBanPersistence(store.db, store.location, store.engine), log });
         await defender.ready;
         try {
           fn(defender, config, store.location);

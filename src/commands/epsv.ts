@@ -8,8 +8,11 @@ export const EPSV: CommandSpec = {
   verb: 'EPSV',
   syntax: 'EPSV [1|2|ALL]',
   availability: 'loggedIn',
-  feat: 'EPSV',
+  feat: (s) => (s.server.config.pasv.epsv ? 'EPSV' : null),
   async run(s, arg) {
+    // pasv.epsv off (nodes behind a balancer that advertise their own address): a 502 makes clients fall back to PASV,
+    // whose reply names the node; EPSV's would send them to the balancer's address.
+    if (!s.server.config.pasv.epsv) throw new FtpError(502, 'EPSV not available here, use PASV', { reason: 'epsv_off' });
     const a = arg.trim().toUpperCase();
     if (a === 'ALL') {
       s.data.epsvAll = true;

@@ -43,7 +43,7 @@ export const PASS: CommandSpec = {
     }
     const storage = s.server.createStorage(user, { sid: s.id, ip: s.peerIp });
     await storage.ready;
-    if (!s.server.acquireLogin(s, name, user)) {
+    if (!(await s.server.acquireLogin(s, name, user))) {
       s.phase = { kind: 'greeted' };
       s.server.metrics.login('refused');
       s.server.audit('login_failed', { sid: s.id, ip: s.peerIp, user: name, reason: 'too_many_sessions' });

@@ -82,6 +82,9 @@ export const configSchema = z
       maxListenersPerUser: nonNegativeInt.default(0),
       /** Passive listeners open at once for one client address; more get 425. 0: a quarter of the range. */
       maxListenersPerAddress: nonNegativeInt.default(0),
+      /** EPSV (RFC 2428) answered. Off for nodes behind a balancer that advertise their own externalAddress: EPSV
+       *  names only a port, so the client would connect to the balancer; with 502 clients fall back to PASV. */
+      epsv: z.boolean().default(true),
     }),
     tls: section({
       /** PEM certificate chain (leaf first); empty with keyFile empty: a self-signed certificate in selfSignedDir. */
@@ -397,6 +400,20 @@ export const configSchema = z
       trustedCidrs: z.array(cidr).default([]),
       /** A trusted balancer's connection without a complete header within this time is closed. */
       headerTimeoutMs: ms.default(5_000),
+      /** The same on the passive ports, for a balancer that forwards each node's passive range to it (with
+       *  send-proxy-v2): the data connection's address check then compares the client named in the header. Off when
+       *  data connections go straight to the node. */
+      passive: z.boolean().default(false),
+    }),
+    cluster: section({
+      /** This node's name among several sharing one PostgreSQL store (session counts, audit file, ACME lock);
+       *  empty: the host name. Letters, digits, dot, dash and underscore. */
+      nodeId: z.string().regex(/^[A-Za-z0-9._-]*$/, 'letters, digits, ".", "-" and "_" only').default(''),
+      /** With a PostgreSQL store, how often a node refreshes the heartbeat of its logged-in sessions there. */
+      heartbeatIntervalMs: ms.default(5_000),
+      /** A session whose node has not refreshed it for this long stops counting against the user's session cap (the
+       *  node died). Several heartbeat intervals. */
+      sessionExpiryMs: ms.default(30_000),
     }),
     shutdown: section({
       /** SIGTERM lets running transfers finish for at most this long. */

@@ -8,12 +8,14 @@ import { listenerCap } from '../data/passive-ports.js';
 import type { MetricsSink } from '../metrics/metrics-sink.js';
 import type { Reply } from '../protocol/reply.js';
 import type { Session } from './session.js';
+import { ProxyHeaderRefused } from '../cluster/proxy-header-reader.js';
 import { CidrSet } from '../defender/cidr.js';
 import { reuseWaived } from '../access/login-user.js';
 
 /** What the client reads in a 425 for each refusal: a reason a human can act on. */
 const REFUSAL_TEXT: Record<RefusalReason, string> = {
   wrong_address: "Can't open data connection: data connection from another address",
+  proxy_header: "Can't open data connection: the load balancer's PROXY header was missing or invalid",
   no_ticket_offered: "Can't open data connection: TLS session of data connection not resumed (the client offered no session; turn on TLS session reuse in the client)",
   foreign_session: "Can't open data connection: TLS session of data connection not resumed (it belongs to another connection)",
   handshake_failed: "Can't open data connection: TLS handshake failed",
@@ -26,6 +28,7 @@ const REFUSAL_TEXT: Record<RefusalReason, string> = {
 
 const REFUSAL_METRIC = {
   wrong_address: 'wrong_address',
+  proxy_header: 'handshake_failed',
   no_ticket_offered: 'not_resumed_no_ticket',
   foreign_session: 'not_resumed_foreign_session',
   handshake_failed: 'handshake_failed',
@@ -60,6 +63,19 @@ export interface TransferWatch {
   /** Kept up to date by the transfer loop. */
   progress: { bytes: number };
   startedAt: number;
+}
+
+type ProxySettings = Config['proxyProtocol'];
+const balancerCache = new WeakMap<ProxySettings, { balancers: CidrSet; headerTimeoutMs: number } | null>();
+
+/** proxyProtocol.passive: the trusted balancers, parsed once per configuration; null when off. */
+function passiveProxy(settings: ProxySettings): { balancers: CidrSet; headerTimeoutMs: number } | null {
+  let parsed = balancerCache.get(settings);
+  if (parsed === undefined) {
+    parsed = settings.passive && settings.trustedCidrs.length > 0 ? { balancers: new CidrSet(settings.trustedCidrs), headerTimeoutMs: settings.headerTimeoutMs } : null;
+    balancerCache.set(settings, parsed);
+  }
+  return parsed;
 }
 
 
@@ -113,6 +129,7 @@ export class DataChannel {
           siblingLoginWaitMs: s.server.config.tls.siblingLoginWaitMs,
           chunkBytes: cfg.limits.transferChunkBytes,
           onRefused: (refusal) => this.#onRefused(refusal),
+          proxy: passiveProxy(cfg.proxyProtocol),
         },
         { acceptMs: cfg.pasv.acceptTimeoutMs, idleMs: Math.min(cfg.pasv.idleListenerTimeoutMs, cfg.pasv.acceptTimeoutMs), handshakeMs: cfg.tls.handshakeTimeoutMs },
       );
@@ -184,7 +201,9 @@ export class DataChannel {
     const s = this.#session;
     const metric = REFUSAL_METRIC[refusal.reason];
     s.server.metrics.dataConnection(metric);
-    s.log.warn({ event: 'data_connection_refused', reason: refusal.reason, peer: refusal.peer, expected: s.peerIp, user: s.phase.kind === 'ready' ? s.phase.user.name : undefined }, 'data connection refused');
+    // A PROXY header refusal says which rule (no_header, truncated, untrusted, ...); refusal.peer is then who sent it.
+    const detail = refusal.cause instanceof ProxyHeaderRefused ? refusal.cause.reason : undefined;
+    s.log.warn({ event: 'data_connection_refused', reason: refusal.reason, detail, peer: refusal.peer, expected: s.peerIp, user: s.phase.kind === 'ready' ? s.phase.user.name : undefined }, 'data connection refused');
     s.server.audit('data_connection_refused', { sid: s.id, ip: refusal.peer || s.peerIp, expected: s.peerIp, reason: refusal.reason });
     // Only a connection from another address is scored. A refused TLS session comes from the control connection's own
     // address (the address is checked first): that is the user's own client, or someone behind the same NAT, and

@@ -44,7 +44,8 @@ export interface ServerContext {
   audit(event: string, fields: Record<string, unknown>): void;
   /** The user's storage for one session; `session` identifies it in security audit events. */
   createStorage(user: User, session: { sid: string; ip: string }): StorageSession;
-  /** Counts a login against the user's session limit (its policy, else limits.maxLoginsPerUser); false at the limit. */
-  acquireLogin(session: Session, user: string, account?: User): boolean;
+  /** Counts a login against the user's session limit (its policy, else limits.maxLoginsPerUser); false at the limit.
+   *  With a PostgreSQL store the limit counts the sessions of every node, which takes a round trip to the store. */
+  acquireLogin(session: Session, user: string, account?: User): boolean | Promise<boolean>;
   sessionEnded(session: Session, reason: string): void;
 }

@@ -6,7 +6,7 @@ import { describeTls, sessionIdCache, type TlsDescription } from '../tls/session
 import { confirmTicketOrigin, renewTicketsOnResumption, takeTicketOrigin, type TicketOrigin } from '../tls/session-tickets.js';
 
 /** Why a data connection was refused; stable names for logs, metrics and the defender. */
-export type RefusalReason = 'wrong_address' | 'no_ticket_offered' | 'foreign_session' | 'handshake_failed' | 'accept_timeout' | 'idle_timeout' | 'handshake_timeout' | 'connect_failed' | 'closed';
+export type RefusalReason = 'wrong_address' | 'proxy_header' | 'no_ticket_offered' | 'foreign_session' | 'handshake_failed' | 'accept_timeout' | 'idle_timeout' | 'handshake_timeout' | 'connect_failed' | 'closed';
 
 export class DataConnectionRefused extends Error {
   constructor(

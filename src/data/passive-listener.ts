@@ -1,5 +1,8 @@
 import net from 'node:net';
 import type { SecureContext } from 'node:tls';
+import { readProxyHeader, ProxyHeaderRefused } from '../cluster/proxy-header-reader.js';
+import { parseProxyHeader } from '../cluster/proxy-protocol.js';
+import type { CidrSet } from '../defender/cidr.js';
 import { unmapIPv4 } from '../protocol/address-text.js';
 import type { PassiveOwner, PassivePortPool } from './passive-ports.js';
 import { DataConnectionRefused, clearDataConnection, onFirstBytes, resumptionRefusal, startTlsDataConnection, type DataConnection, type TlsDataStart, type TransferDirection } from './data-connection.js';
@@ -16,6 +19,11 @@ export interface PassiveBinding {
   chunkBytes: number;
   /** Told once about a refused connection (wrong address, no or foreign session, failed handshake). */
   onRefused: (refusal: DataConnectionRefused) => void;
+  /**
+   * proxyProtocol.passive: the balancers that forward this node's passive range and name the client in a PROXY
+   * header (then the address check compares that client); null when data connections come straight from clients.
+   */
+  proxy: { balancers: CidrSet; headerTimeoutMs: number } | null;
 }
 
 export interface PassiveTimeouts {
@@ -73,20 +81,43 @@ export class PassiveListener {
   }
 
   #onConnection(socket: net.Socket): void {
-    const peer = unmapIPv4(socket.remoteAddress ?? '');
+    const connectedFrom = unmapIPv4(socket.remoteAddress ?? '');
     if (this.#socket !== null || this.#closed) {
       socket.destroy();
       return;
     }
     this.#socket = socket;
     this.#stopListening();
+    socket.on('error', () => undefined);
+    const proxy = this.#binding.proxy;
+    if (proxy === null || !proxy.balancers.has(connectedFrom)) {
+      this.#admit(socket, connectedFrom, false);
+      return;
+    }
+    // The balancer speaks first; the client's address in its header is what the address check compares. A missing,
+    // malformed or truncated header, or a health check (LOCAL) on a passive port, ends the connection.
+    readProxyHeader(socket, proxy.headerTimeoutMs).then(
+      (header) => {
+        if (header.kind === 'proxied') this.#admit(socket, unmapIPv4(header.source.ip), true);
+        else this.#refuse('proxy_header', connectedFrom, new ProxyHeaderRefused('local_on_passive_port'));
+      },
+      (err: unknown) => this.#refuse('proxy_header', connectedFrom, err),
+    );
+  }
+
+  /** Checks a connection whose client address is known (the socket's peer, or a trusted PROXY header's source). */
+  #admit(socket: net.Socket, peer: string, proxied: boolean): void {
+    // The listener gave up (idle timeout, ABOR) while the header was on its way.
+    if (this.#settled) {
+      socket.destroy();
+      return;
+    }
     if (peer !== unmapIPv4(this.#binding.expectedPeer)) {
       socket.destroy();
       this.#refuse('wrong_address', peer);
       return;
     }
     socket.setNoDelay(true);
-    socket.on('error', () => undefined);
     if (this.#binding.context === null) {
       this.#settled = true;
       this.#settle.resolve(clearDataConnection(socket, peer));
@@ -98,6 +129,11 @@ export class PassiveListener {
     this.#handshakeTimer = setTimeout(() => this.#refuse('handshake_timeout', peer), this.#handshakeMs).unref();
     const context = this.#binding.context;
     onFirstBytes(socket, (first) => {
+      // A PROXY header from a peer that is not a trusted balancer (or a second one): never believed, never handed to TLS.
+      if (parseProxyHeader(first).kind !== 'invalid') {
+        this.#refuse('proxy_header', peer, new ProxyHeaderRefused(proxied ? 'second_header' : 'untrusted'));
+        return;
+      }
       // TLS starts on the client's first bytes, never held for the transfer command: curl sends its ClientHello before
       // RETR and waits about 200 ms more when the handshake is held. Without the command the direction is unknown, and
       // the connection gets the TLS path that suits both.

@@ -22,9 +22,12 @@ export interface BanInfo {
 
 export type UnbanReason = 'manual' | 'expired' | 'file';
 
+/** Where a ban comes from: imposed by this process, or read from the store (`ftpsd ban`, another node). */
+export type BanOrigin = 'local' | 'store';
+
 export interface DefenderEvents {
   /** An IP was banned, here or by a change to the bans file: close its sessions. */
-  ban: [BanInfo];
+  ban: [BanInfo, BanOrigin];
   unban: [{ ip: string; reason: UnbanReason }];
 }
 
@@ -240,7 +243,7 @@ export class Defender extends EventEmitter<DefenderEvents> {
       this.#bans.set(ban.ip, ban);
       if (!quiet && (current === undefined || current.until <= now)) {
         this.#log.info({ event: 'ban_loaded', ip: ban.ip, untilIso: new Date(ban.until).toISOString(), reason: ban.reason }, 'defender ban loaded');
-        this.emit('ban', { ...ban });
+        this.emit('ban', { ...ban }, 'store');
       }
     }
     const fileOffences = new Map(state.offences.filter((o) => o.lastBanAt + this.#config.offenceMemoryMs > now).map((o) => [o.ip, o]));
@@ -337,7 +340,7 @@ export class Defender extends EventEmitter<DefenderEvents> {
       'defender ban',
     );
     const info = { ...ban };
-    this.emit('ban', info);
+    this.emit('ban', info, 'local');
     return info;
   }
 

@@ -13,6 +13,7 @@ const RUNTIME_KEYS: readonly string[] = [
   'pasv.idleListenerTimeoutMs',
   'pasv.maxListenersPerUser',
   'pasv.maxListenersPerAddress',
+  'pasv.epsv',
   'tls.certFile',
   'tls.keyFile',
   'tls.minVersion',

@@ -1,6 +1,6 @@
 import type { UsageLedger } from '../storage/quota-upload.js';
 import type { Store } from '../store/open-store.js';
-import { addUsage, findUsage, markDownloaded, setUsage, type Usage } from '../store/quota-repo.js';
+import { addUsage, findUsage, markDownloaded, reserveUsage, setUsage, type Usage } from '../store/quota-repo.js';
 import { countUsage } from './locations.js';
 
 /**
@@ -23,6 +23,7 @@ export function storeLedger(store: Store, count: (root: string) => Promise<Usage
             await addUsage(trx, scope, delta);
             await also(trx);
           }),
+    reserve: (scope, delta, limits) => reserveUsage(store.db, scope, delta, limits),
     downloaded: (realPath) => markDownloaded(store.db, realPath),
   };
 }

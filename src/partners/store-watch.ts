@@ -1,4 +1,3 @@
-import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { changesSince, getMeta, latestChangeId, setMeta, type LoggedChange } from '../store/change-log.js';
 import type { Store } from '../store/open-store.js';
@@ -9,6 +8,8 @@ import type { Store } from '../store/open-store.js';
 
 export interface StoreWatchOptions {
   store: Store;
+  /** This node's id (cluster.nodeId): each node keeps its own cursor, so every node audits every change. */
+  nodeId: string;
   intervalMs: number;
   log: Logger;
   audit(event: string, fields: Record<string, unknown>): void;
@@ -20,13 +21,14 @@ export interface StoreWatchOptions {
 
 export class StoreWatch {
   readonly #o: StoreWatchOptions;
-  readonly #cursorKey = `audit_cursor:${hostname()}`;
+  readonly #cursorKey: string;
   #cursor = 0;
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<void> | null = null;
 
   constructor(opts: StoreWatchOptions) {
     this.#o = opts;
+    this.#cursorKey = `audit_cursor:${opts.nodeId}`;
   }
 
   async start(): Promise<void> {

@@ -188,11 +188,33 @@ export class MountedStorage implements StorageSession {
     }
     const inner = await at.backend.openUpload(at.rel, mode, chunkBytes);
     if (ledger === null) return inner;
+    const kept = mode.kind === 'append' ? oldSize : mode.kind === 'resume' ? mode.offset : 0;
+    const limited = m.quotaBytes !== null || m.quotaFiles !== null;
     return new QuotaUpload(inner, {
       capBytes,
       onCapExceeded: () => quotaError(m, 'bytes'),
-      onCommitted: (result, journal) =>
-        this.#count(m, { bytes: result.size - oldSize, files: isNew ? 1 : 0 }, journal === undefined ? undefined : (trx) => journal(trx, { ...result, storagePath: result.storagePath ?? joinLocation(this.#root(m), at.rel) })),
+      reserve: async (received) => {
+        // Without a byte cap the bytes were not counted on the way: the old size stands in until the commit tells.
+        const expected = received === null ? oldSize : kept + received;
+        const delta = { bytes: expected - oldSize, files: isNew ? 1 : 0 };
+        if (limited) {
+          // The check at open read the usage before this upload's bytes came; other uploads (on this node or another)
+          // may have filled the folder since. Only a conditional update tells.
+          if (!(await ledger.reserve(m.scope, delta, { bytes: m.quotaBytes, files: isNew ? m.quotaFiles : null }))) {
+            throw quotaError(m, m.quotaFiles !== null && isNew && delta.bytes <= 0 ? 'files' : 'bytes');
+          }
+        } else {
+          await this.#count(m, delta);
+        }
+        return {
+          // The stored size corrects the count, in one transaction with the commit's journal (events).
+          settle: (result, journal) =>
+            this.#count(m, { bytes: result.size - expected, files: 0 }, journal === undefined ? undefined : (trx) => journal(trx, { ...result, storagePath: result.storagePath ?? joinLocation(this.#root(m), at.rel) })),
+          cancel: async () => {
+            await this.#count(m, { bytes: -delta.bytes, files: -delta.files });
+          },
+        };
+      },
     });
   }
 

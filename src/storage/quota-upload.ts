@@ -8,6 +8,8 @@ export interface UsageLedger {
   /** Current usage of a scope; counted from the files under `root` when the scope has never been counted. */
   usage(scope: string, root: string): Promise<{ bytes: number; files: number }>;
   add(scope: string, delta: { bytes: number; files: number }, alsoInTransaction?: (trx: unknown) => Promise<void>): Promise<void>;
+  /** Adds `delta` only if the scope stays within `limits` (null: none), atomically over every node; false if not. */
+  reserve(scope: string, delta: { bytes: number; files: number }, limits: { bytes: number | null; files: number | null }): Promise<boolean>;
   /** A file (real path) was downloaded completely. */
   downloaded(realPath: string): Promise<void>;
 }
@@ -18,10 +20,19 @@ export interface QuotaUploadOptions {
   /** The error the upload fails with once it would pass the cap (552). */
   onCapExceeded(): FtpError;
   /**
-   * Called with the stored file after a successful commit, to count the change (and write the commit's journal in the
-   * same transaction); true when both were recorded.
+   * Called once every byte has arrived and before the file is put in place, with the bytes received (null when no
+   * byte cap applies: then they are not counted on the way, and only the new file is reserved): counts the upload
+   * against the quota (throwing the 552 when another upload, on any node, took the room meanwhile) and returns how
+   * to settle that count once the commit succeeded, or undo it when the commit failed.
    */
-  onCommitted(result: UploadResult, journal?: CommitJournal): Promise<boolean>;
+  reserve(received: number | null): Promise<QuotaReservation>;
+}
+
+export interface QuotaReservation {
+  /** The commit succeeded: corrects the count to the stored size (and writes the commit's journal in the same
+   *  transaction); true when both were recorded. */
+  settle(result: UploadResult, journal?: CommitJournal): Promise<boolean>;
+  cancel(): Promise<void>;
 }
 
 /**
@@ -34,6 +45,8 @@ export class QuotaUpload implements Upload {
   readonly #o: QuotaUploadOptions;
   readonly #piped: Promise<void>;
   #exceeded = false;
+  /** Bytes received through the gate; null without a byte cap (no gate counts them). */
+  #received: number | null = null;
 
   constructor(inner: Upload, opts: QuotaUploadOptions) {
     this.#inner = inner;
@@ -45,10 +58,11 @@ export class QuotaUpload implements Upload {
       this.#piped = Promise.resolve();
       return;
     }
-    let received = 0;
+    this.#received = 0;
     const gate = new Transform({
       transform: (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) => {
-        received += chunk.length;
+        const received = (this.#received ?? 0) + chunk.length;
+        this.#received = received;
         if (received <= cap) return cb(null, chunk);
         this.#exceeded = true;
         cb(opts.onCapExceeded());
@@ -62,8 +76,23 @@ export class QuotaUpload implements Upload {
 
   async commit(options?: CommitOptions): Promise<UploadResult> {
     await this.#piped;
-    const result = await this.#inner.commit(options?.check === undefined ? undefined : { check: options.check });
-    const journaled = await this.#o.onCommitted(result, options?.journal);
+    // Counted before the file appears: if the folder filled up meanwhile (on any node), the upload is refused and
+    // never visible.
+    let reservation: QuotaReservation;
+    try {
+      reservation = await this.#o.reserve(this.#received);
+    } catch (err) {
+      this.#exceeded = true;
+      throw err;
+    }
+    let result: UploadResult;
+    try {
+      result = await this.#inner.commit(options?.check === undefined ? undefined : { check: options.check });
+    } catch (err) {
+      await reservation.cancel();
+      throw err;
+    }
+    const journaled = await reservation.settle(result, options?.journal);
     return options?.journal === undefined ? result : { ...result, journaled };
   }
 

@@ -1,15 +1,16 @@
 import type { Kysely } from 'kysely';
 import type { BanChanges, BanFileState, BanPersistence } from '../defender/ban-file.js';
-import type { Database } from './schema.js';
+import { notifyCluster } from './cluster-repo.js';
+import type { Database, Engine } from './schema.js';
 
 // The defender's bans and offence history in the store, so a restarted server, `ftpsd ban` and other nodes share
 // them. Writes touch only the addresses that changed, so two writers lose nothing of each other's.
 
 type Db = Kysely<Database>;
 
-/** The defender's persistence in the store. */
-export function storeBanPersistence(db: Db, location: string): BanPersistence {
-  return { describe: location, load: (now) => loadBans(db, now), save: (changes, now) => saveBanChanges(db, changes, now) };
+/** The defender's persistence in the store; on PostgreSQL every write wakes the other nodes to re-read the bans. */
+export function storeBanPersistence(db: Db, location: string, engine: Engine = 'sqlite'): BanPersistence {
+  return { describe: location, load: (now) => loadBans(db, now), save: (changes, now) => saveBanChanges(db, changes, now, engine) };
 }
 
 export async function loadBans(db: Db, now: number): Promise<BanFileState> {
@@ -23,7 +24,7 @@ export async function loadBans(db: Db, now: number): Promise<BanFileState> {
   };
 }
 
-export async function saveBanChanges(db: Db, changes: BanChanges, now: number): Promise<void> {
+export async function saveBanChanges(db: Db, changes: BanChanges, now: number, engine: Engine = 'sqlite'): Promise<void> {
   await db.transaction().execute(async (trx) => {
     for (const b of changes.bans) {
       const row = { until_at: b.until, reason: b.reason, offences: b.offences };
@@ -37,5 +38,6 @@ export async function saveBanChanges(db: Db, changes: BanChanges, now: number): 
     if (changes.removedOffences.length > 0) await trx.deleteFrom('ban_offences').where('ip', 'in', changes.removedOffences).execute();
     // Expired bans are of no use to anyone; dropping them here keeps the table the size of the active list.
     await trx.deleteFrom('bans').where('until_at', '<=', now).execute();
+    await notifyCluster(trx, engine, 'bans');
   });
 }

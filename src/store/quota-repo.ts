@@ -42,6 +42,24 @@ export async function addUsage(db: Db, scope: string, delta: Usage, now = Date.n
     .execute();
 }
 
+/**
+ * Adds `delta` only if the scope stays within its limits (null: no limit), in one conditional UPDATE: nodes
+ * committing uploads into one folder at once cannot overshoot its quota together, whatever each read before.
+ * A delta that does not grow a count always passes. False when the quota would be exceeded.
+ */
+export async function reserveUsage(db: Db, scope: string, delta: Usage, limits: { bytes: number | null; files: number | null }, now = Date.now()): Promise<boolean> {
+  // The scope is counted before any upload into a folder with a quota; a row dropped meanwhile starts again at 0.
+  await db.insertInto('quota_usage').values({ scope, bytes: 0, files: 0, updated_at: now }).onConflict((oc) => oc.column('scope').doNothing()).execute();
+  let q = db
+    .updateTable('quota_usage')
+    .set((eb) => ({ bytes: eb('bytes', '+', delta.bytes), files: eb('files', '+', delta.files), updated_at: now }))
+    .where('scope', '=', scope);
+  if (limits.bytes !== null && delta.bytes > 0) q = q.where((eb) => eb(eb('bytes', '+', delta.bytes), '<=', limits.bytes!));
+  if (limits.files !== null && delta.files > 0) q = q.where((eb) => eb(eb('files', '+', delta.files), '<=', limits.files!));
+  const r = await q.executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
 export async function setUsage(db: Db, scope: string, usage: Usage, now = Date.now()): Promise<void> {
   const row = { bytes: usage.bytes, files: usage.files, updated_at: now };
   await db.insertInto('quota_usage').values({ scope, ...row }).onConflict((oc) => oc.column('scope').doUpdateSet(row)).execute();

@@ -239,6 +239,31 @@ export interface EventDeliveriesTable {
   delivered_at: number | null;
 }
 
+/** A logged-in session on some node, so a user's session cap counts every node's sessions. */
+export interface ClusterSessionsTable {
+  /** "<node id>/<session id>". */
+  id: string;
+  node_id: string;
+  user_name: string;
+  ip: string;
+  started_at: number;
+  /** Refreshed by the node every cluster.heartbeatIntervalMs; older than cluster.sessionExpiryMs: its node died. */
+  heartbeat_at: number;
+}
+
+/** A certificate one node ordered (ACME) for every node to install. */
+export interface ClusterCertificatesTable {
+  /** "acme" for the ACME certificate. */
+  name: string;
+  key_pem: string;
+  cert_pem: string;
+  /** JSON: which CA and names it was ordered for (acme/acme-store.ts StoredCertificateMeta). */
+  meta: string;
+  updated_at: number;
+  /** Node id of the node that stored it. */
+  updated_by: string;
+}
+
 export interface Database {
   users: UsersTable;
   groups: GroupsTable;
@@ -260,6 +285,8 @@ export interface Database {
   event_rules: EventRulesTable;
   events: EventsTable;
   event_deliveries: EventDeliveriesTable;
+  cluster_sessions: ClusterSessionsTable;
+  cluster_certificates: ClusterCertificatesTable;
 }
 
 type Db = Kysely<unknown>;
@@ -487,6 +514,34 @@ export function migrations(engine: Engine): Record<string, Migration> {
       async down(db: Db) {
         for (const t of ['admin_api_keys', 'admin_tokens', 'admin_accounts']) await db.schema.dropTable(t).execute();
         await db.schema.alterTable('change_log').dropColumn('ip').execute();
+      },
+    },
+    '0004_cluster': {
+      async up(db: Db) {
+        await db.schema
+          .createTable('cluster_sessions')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('node_id', 'text', (c) => c.notNull())
+          .addColumn('user_name', 'text', (c) => c.notNull())
+          .addColumn('ip', 'text', (c) => c.notNull())
+          .addColumn('started_at', 'bigint', (c) => c.notNull())
+          .addColumn('heartbeat_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('cluster_sessions_user').on('cluster_sessions').columns(['user_name', 'heartbeat_at']).execute();
+        await db.schema.createIndex('cluster_sessions_node').on('cluster_sessions').column('node_id').execute();
+        await db.schema
+          .createTable('cluster_certificates')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('key_pem', 'text', (c) => c.notNull())
+          .addColumn('cert_pem', 'text', (c) => c.notNull())
+          .addColumn('meta', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_by', 'text', (c) => c.notNull())
+          .execute();
+      },
+      async down(db: Db) {
+        await db.schema.dropTable('cluster_certificates').execute();
+        await db.schema.dropTable('cluster_sessions').execute();
       },
     },
   };

@@ -89,6 +89,25 @@ for (const engine of ENGINES) {
       assert.deepEqual(await listApiKeys(db), [], 'keys go with their account');
     });
 
+    it('takes 0003_admin into a store that already ran the later migrations', async () => {
+      // A store made by a build without the admin tables (0001, 0002, 0004 run), opened by this one.
+      const location = engine === 'sqlite' ? { path: join(dir, 'older.db'), url: '' } : { path: '', url: await pg!.newDatabase() };
+      const older = await openStore(location);
+      await older.db.schema.dropTable('admin_api_keys').execute();
+      await older.db.schema.dropTable('admin_tokens').execute();
+      await older.db.schema.dropTable('admin_accounts').execute();
+      await older.db.schema.alterTable('change_log').dropColumn('ip').execute();
+      await older.db.deleteFrom('store_migrations' as never).where('name' as never, '=', '0003_admin' as never).execute();
+      await older.close();
+      const reopened = await openStore(location);
+      try {
+        assert.equal(await countAccounts(reopened.db), 0, 'the admin tables exist again');
+        await recordChange(reopened.db, { actor: 'admin:x', ip: '192.0.2.1', action: 'a', entityKind: 'k', entityName: 'n' });
+      } finally {
+        await reopened.close();
+      }
+    });
+
     it('records the address of a change in the change log', async () => {
       await recordChange(store.db, { actor: 'admin:ann', ip: '192.0.2.4', action: 'kick', entityKind: 'session', entityName: 'abc' });
       await recordChange(store.db, { actor: 'cli:root', action: 'create', entityKind: 'user', entityName: 'x' });
