@@ -41,7 +41,7 @@ describe('admin API', () => {
 
   before(async () => {
     // The tests' own address never gets banned here; the defender gets its own server below.
-    s = await startAdminServer({ users: [ALICE], config: { defender: { allowList: ['127.0.0.1'] }, limits: { maxSessionsPerIp: 50, transferChunkBytes: 16_384 }, acme: { eab: { keyId: 'kid', hmacKey: 'eab-secret-value' } } } });
+    s = await startAdminServer({ users: [ALICE], config: { defender: { allowList: ['127.0.0.1'] }, limits: { maxSessionsPerIp: 50, transferChunkBytes: 16_384 }, acme: { eab: { keyId: 'kid', hmacKey: 'eab-secret-value' } }, storage: { s3: { locations: [{ name: 'rgw', endpoint: 'http://127.0.0.1:9', accessKeyId: 'AKID', secretAccessKey: 's3-secret-value' }] } } } });
     root = await s.account('root', 'admin');
     op = await s.account('op', 'operator');
     aud = await s.account('aud', 'auditor');
@@ -283,7 +283,9 @@ describe('admin API', () => {
     assert.equal(config.admin.enabled, true);
     assert.equal(config.listen.host, '127.0.0.1');
     assert.equal(config.acme.eab.hmacKey, '[redacted]');
-    assert.equal(JSON.stringify(config).includes('eab-secret-value'), false, 'no secret in the configuration shown');
+    assert.equal(config.storage.s3.locations[0].secretAccessKey, '[redacted]');
+    assert.equal(config.storage.s3.locations[0].accessKeyId, 'AKID');
+    for (const secret of ['eab-secret-value', 's3-secret-value']) assert.equal(JSON.stringify(config).includes(secret), false, 'no secret in the configuration shown');
     errorOf(await as(op).post('/api/v1/reload'), 403, 'forbidden');
     const reload = ok(await as(root).post('/api/v1/reload'));
     assert.deepEqual(reload.configProblems, []);

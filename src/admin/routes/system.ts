@@ -9,13 +9,19 @@ import { bool, int, responses, str, strList } from '../schemas.js';
 
 const pkg = createRequire(import.meta.url)('../../../package.json') as { name: string; version: string };
 
-/** The configuration without its secrets: the ACME EAB key and the store URL's password. */
+/** Keys whose values are secrets wherever they appear (ACME EAB key, S3 secret keys, and any later one so named). */
+const SECRET_KEY = /secret|password|hmackey$|token$/i;
+
+/** The configuration without its secrets: secret-named values replaced, the store URL's password hidden. */
 export function redactedConfig(config: Config): Record<string, unknown> {
-  return {
-    ...config,
-    acme: { ...config.acme, eab: { ...config.acme.eab, hmacKey: config.acme.eab.hmacKey === '' ? '' : '[redacted]' } },
-    store: { ...config.store, url: config.store.url === '' ? '' : redactUrl(config.store.url) },
+  const walk = (value: unknown, key: string): unknown => {
+    if (Array.isArray(value)) return value.map((v) => walk(v, key));
+    if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v, k)]));
+    if (typeof value === 'string' && value !== '' && SECRET_KEY.test(key)) return '[redacted]';
+    return value;
   };
+  const shown = walk(config, '') as Record<string, unknown> & { store: Config['store'] };
+  return { ...shown, store: { ...shown.store, url: config.store.url === '' ? '' : redactUrl(config.store.url) } };
 }
 
 export function systemRoutes(app: FastifyInstance, ctx: AdminContext): void {
