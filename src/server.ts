@@ -124,7 +124,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
   const abs = (p: string) => resolvePath(baseDir, p);
   // A folder's path is a local directory (relative ones resolve against baseDir) or s3://LOCATION/BUCKET/PREFIX.
   const location = (p: string) => (isS3Path(p) ? p : abs(p));
-  const s3 = new S3Clients(() => config.storage.s3);
+  const s3 = new S3Clients(() => config.storage.s3, (op) => metrics.s3Request(op));
 
   const certStore = new CertStore();
   const loadCertificate = async (): Promise<CertificatePair> => {

@@ -282,6 +282,12 @@ export const configSchema = z
         partConcurrency: positiveInt.default(2),
         /** Keys per ListObjectsV2 page (S3 answers at most 1000); listings are streamed page by page. */
         listPageSize: z.number().int().min(1).max(1000).default(1000),
+        /**
+         * A directory a session has seen (listed, created, entered, uploaded into) is taken to exist for this long, so
+         * an upload into it skips the request that checks it; another node's RMD meanwhile is undone by the upload (the
+         * file is stored and its directory shows again). 0: check before every upload.
+         */
+        dirCacheMs: nonNegativeInt.default(10_000),
         /** Multipart uploads older than this, left behind by a crashed node, are aborted by the sweeper. */
         staleUploadAgeMs: ms.default(86_400_000),
         /** How often every S3 folder is swept for stale multipart uploads; 0 disables the sweeper. */
