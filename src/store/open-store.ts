@@ -93,6 +93,9 @@ async function migrate(store: Store): Promise<void> {
     provider: { getMigrations: () => Promise.resolve(migrations(store.engine)) },
     migrationTableName: 'store_migrations',
     migrationLockTableName: 'store_migrations_lock',
+    // Numbered migrations are written on parallel branches and independent of each other: a store that already ran a
+    // higher number (0004) still takes a lower one merged later (0003) instead of refusing to open.
+    allowUnorderedMigrations: true,
   });
   const result: MigrationResultSet = await migrator.migrateToLatest();
   if (result.error !== undefined) {

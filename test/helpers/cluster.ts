@@ -199,6 +199,8 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterTopolog
           limits: { failedLoginDelayMs: 50 },
           log: { level: 'info', auditFile: join(dir, 'audit', 'audit-{node}.log'), auditHmacKeyFile: join(dir, 'audit.key') },
           shutdown: { graceMs: 10_000 },
+          // Nodes share one machine: each admin listener would want the same default port.
+          admin: { enabled: false },
         },
         storage.config,
       ),

@@ -97,6 +97,8 @@ export async function startTestServer(opts: { users?: TestUser[]; config?: Confi
       limits: { failedLoginDelayMs: 50, ...input.limits },
       defender: { file: join(dir, 'bans.json'), ...input.defender },
       store: { path: join(dir, 'state', 'ftpsd.db'), ...input.store },
+      // The admin listener only where a test asks for it (test/admin/), on a free port.
+      admin: { enabled: false, port: 0, ...input.admin },
     },
     'test config',
   );
