@@ -24,7 +24,7 @@ stop_engines() {
   rm -rf "$engines"
 }
 trap stop_engines EXIT
-# Ports outside the passive ranges the tests use (40000-49999) and the helpers' own (20000-37999).
+# Ports outside the passive ranges the tests use (10000-19999) and the helpers' own (20000-37999).
 base_port=$((38000 + RANDOM % 1500))
 pg_vars=$(bash scripts/start-postgres.sh start "$engines/pg" "$base_port")
 export "${pg_vars?}"

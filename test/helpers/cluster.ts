@@ -155,7 +155,7 @@ let clusterRangeCursor = 0;
 /**
  * Passive ranges of the nodes, above the kernel's ephemeral ports (32768-60999 by default): the balanced layout has
  * HAProxy bind every port of each range at once on 127.0.0.1, where any listener another test file opened on port 0
- * (or a passive range of startTestServer's, 40000-49999) would make it fail to start.
+ * (or an outgoing connection of another file) would make it fail to start.
  */
 function clusterPassiveRange(size: number): { minPort: number; maxPort: number } {
   const slots = Math.floor(4_000 / size);
