@@ -254,4 +254,42 @@ describe('admin API: events', () => {
     }
     ok(await api.del('/api/v1/events/rules/down-test'));
   });
+
+  it('the Events page lists rules and failed deliveries, and its Retry button (with the CSRF token) sends one again', async () => {
+    const cookieOf = async (who: { name: string; password: string }) => {
+      const r = await s.request('POST', '/login', { raw: new URLSearchParams({ name: who.name, password: who.password, next: '/events' }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      assert.equal(r.status, 302, r.text);
+      return String([r.headers['set-cookie']].flat()[0]).split(';')[0]!;
+    };
+    const viewer = await s.account('page-aud', 'auditor');
+    const operator = await s.account('page-op', 'operator');
+    ok(await as(root).put('/api/v1/events/rules/page-test', { events: ['upload'], paths: ['/page-*.csv'], actions: ['partner-hook'] }), 201);
+    await rx.down();
+    await upload('page-1.csv');
+    const failed = await until('the delivery to fail', async () => ok(await as(root).get('/api/v1/events/deliveries?state=failed')).deliveries.find((x: any) => x.rule === 'page-test'));
+    await rx.up();
+
+    const audCookie = await cookieOf(viewer);
+    const audPage = await s.request('GET', '/events', { headers: { cookie: audCookie } });
+    assert.equal(audPage.status, 200);
+    assert.match(audPage.text, /data-rule="page-test"/);
+    assert.match(audPage.text, new RegExp(`data-delivery="${failed.id}"`));
+    assert.doesNotMatch(audPage.text, /name="retry"/, 'an auditor gets no Retry button');
+    const audCsrf = /name="_csrf" value="([^"]+)"/.exec(audPage.text)![1]!;
+    const refused = await s.request('POST', `/events/deliveries/${failed.id}/retry`, { raw: `_csrf=${encodeURIComponent(audCsrf)}`, headers: { cookie: audCookie, 'content-type': 'application/x-www-form-urlencoded' } });
+    assert.equal(refused.status, 403);
+
+    const opCookie = await cookieOf(operator);
+    const opPage = await s.request('GET', '/events', { headers: { cookie: opCookie } });
+    assert.match(opPage.text, new RegExp(`action="/events/deliveries/${failed.id}/retry"`));
+    const noCsrf = await s.request('POST', `/events/deliveries/${failed.id}/retry`, { raw: 'x=1', headers: { cookie: opCookie, 'content-type': 'application/x-www-form-urlencoded' } });
+    assert.equal(noCsrf.status, 403, 'a form without the CSRF token is refused');
+    assert.equal(ok(await as(root).get(`/api/v1/events/deliveries/${failed.id}`)).state, 'failed', 'nothing was retried without it');
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(opPage.text)![1]!;
+    const done = await s.request('POST', `/events/deliveries/${failed.id}/retry`, { raw: `_csrf=${encodeURIComponent(csrf)}`, headers: { cookie: opCookie, 'content-type': 'application/x-www-form-urlencoded', origin: `https://127.0.0.1:${s.adminPort}`, host: `127.0.0.1:${s.adminPort}` } });
+    assert.equal(done.status, 302, done.text);
+    assert.match(String(done.headers.location), /msg=/);
+    await rx.waitFor(1, 20_000, (r) => r.event.id === failed.eventId);
+    ok(await as(root).del('/api/v1/events/rules/page-test'));
+  });
 });
