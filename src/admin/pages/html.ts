@@ -36,6 +36,7 @@ export const NAV = [
   ['/', 'Dashboard'],
   ['/partners', 'Partners'],
   ['/bans', 'Bans'],
+  ['/events', 'Events'],
   ['/audit', 'Audit'],
   ['/certificates', 'Certificates'],
   ['/account', 'Account'],

@@ -9,6 +9,7 @@ import { auditPages } from './audit.js';
 import { banPages } from './bans.js';
 import { certificatePages } from './certificates.js';
 import { dashboardPages } from './dashboard.js';
+import { eventPages } from './events.js';
 import { html, page, postForm } from './html.js';
 import { partnerPages } from './partners.js';
 
@@ -88,6 +89,7 @@ export function registerPages(app: FastifyInstance, ctx: AdminContext): void {
   dashboardPages(app, ctx);
   partnerPages(app, ctx);
   banPages(app, ctx);
+  eventPages(app, ctx);
   auditPages(app, ctx);
   certificatePages(app, ctx);
   accountPages(app, ctx);

@@ -5,6 +5,7 @@ import { apiKeysRoutes } from './api-keys.js';
 import { auditRoutes } from './audit.js';
 import { authRoutes } from './auth.js';
 import { bansRoutes } from './bans.js';
+import { eventsRoutes } from './events.js';
 import { certificatesRoutes } from './certificates.js';
 import { foldersRoutes } from './folders.js';
 import { groupsRoutes } from './groups.js';
@@ -46,6 +47,5 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   { tag: 'certificates', description: 'Certificate status and renewal', register: certificatesRoutes },
   { tag: 'audit', description: 'Audit trail search and verification', register: auditRoutes },
   { tag: 'server', description: 'Health, version, configuration, reload', register: systemRoutes },
-  // Event rules and deliveries plug in here: a module registering /api/v1/events/... (rules CRUD, deliveries, retry)
-  // with the same conventions, e.g. { tag: 'events', description: 'Event rules and deliveries', register: eventsRoutes }.
+  { tag: 'events', description: 'Event actions, rules and deliveries (retry, counts)', register: eventsRoutes },
 ];
