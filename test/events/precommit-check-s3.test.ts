@@ -15,7 +15,8 @@ import { command, rule, setHooks } from './hooks.js';
 // The pre-commit check on a folder in S3 (a real radosgw), with curl: a scanner command that finds its marker refuses
 // the upload with its reason in the reply, no object ever appears at the key (nor a multipart upload left behind),
 // and the bytes wait in quarantine; a clean file is checked while its key is still absent, then stored with its
-// SHA-256. Both for a file smaller than one part (sent by PutObject) and one of two parts (a multipart upload).
+// SHA-256. Both for a file smaller than one part (sent by PutObject) and one of two parts (a multipart upload), and
+// for APPE, where the check reads the kept object and the new bytes together.
 
 const USER = 'acme';
 const PASSWORD = 'acme-secret';
@@ -44,7 +45,7 @@ describe('pre-commit check on an S3 folder (Ceph radosgw)', () => {
   const isAbsent = (k: string) => head(k).then(() => false, (err: { $metadata?: { httpStatusCode?: number } }) => (err.$metadata?.httpStatusCode === 404 ? true : Promise.reject(err)));
   const object = async (k: string) => Buffer.from(await (await s3.client.send(new GetObjectCommand({ Bucket: bucket, Key: k }))).Body!.transformToByteArray());
   const multiparts = async () => (await s3.client.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? [];
-  const curlUpload = (file: string, target: string) => runCurl(['-v', '--ssl-reqd', '-k', ...CURL_UPLOAD_TLS_ARGS, '-u', `${USER}:${PASSWORD}`, '-T', file, `ftp://127.0.0.1:${t.port}${target}`], { timeoutMs: 60_000 });
+  const curlUpload = (file: string, target: string, extra: string[] = []) => runCurl(['-v', '--ssl-reqd', '-k', ...CURL_UPLOAD_TLS_ARGS, '-u', `${USER}:${PASSWORD}`, ...extra, '-T', file, `ftp://127.0.0.1:${t.port}${target}`], { timeoutMs: 60_000 });
 
   before(async () => {
     s3 = await startS3();
@@ -133,6 +134,28 @@ describe('pre-commit check on an S3 folder (Ceph radosgw)', () => {
     const q = await quarantined('big-bad.bin');
     assert.equal(q.content.length, content.length);
     assert.equal(sha256(q.content), sha256(content), 'the quarantined copy is the complete upload');
+    assert.deepEqual(await readdir(spoolDir), []);
+  });
+
+  it('APPE: the check sees the kept object and the appended bytes as one file; a refusal leaves the object as it was', async () => {
+    const first = Buffer.from(`log start\n${MARKER.slice(0, 20)}`);
+    const file = join(t.dir, 'log-1.txt');
+    await writeFile(file, first);
+    let r = await curlUpload(file, '/cloud/log.txt');
+    assert.equal(r.code, 0, r.stderr);
+    // Neither half holds the marker; the object with the bytes appended does.
+    await writeFile(file, `${MARKER.slice(20)}\n`);
+    r = await curlUpload(file, '/cloud/log.txt', ['--append']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /^< 550 Upload refused: virus found: Eicar-Test-Signature\r?$/m);
+    assert.deepEqual(await object(key('log.txt')), first, 'the stored object keeps its content');
+    assert.equal((await quarantined('log.txt')).content.toString(), `log start\n${MARKER}\n`);
+    await writeFile(file, 'more lines\n');
+    r = await curlUpload(file, '/cloud/log.txt', ['--append']);
+    assert.equal(r.code, 0, r.stderr);
+    const whole = Buffer.concat([first, Buffer.from('more lines\n')]);
+    assert.deepEqual(await object(key('log.txt')), whole);
+    assert.equal((await head(key('log.txt'))).Metadata?.sha256, sha256(whole));
     assert.deepEqual(await readdir(spoolDir), []);
   });
 
