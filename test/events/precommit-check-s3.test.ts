@@ -8,6 +8,8 @@ import { stringify } from 'yaml';
 import { applyPartnerFile } from '../../src/partners/apply.js';
 import { parsePartnerFile } from '../../src/partners/partner-file.js';
 import { CURL_UPLOAD_TLS_ARGS, runCurl } from '../helpers/clients.js';
+import { FtpError } from '../../src/errors.js';
+import { openS3Upload } from '../../src/storage/s3-upload.js';
 import { startS3, type TestS3 } from '../helpers/s3.js';
 import { hashPassword, startTestServer, type TestServer } from '../helpers/server.js';
 import { command, rule, setHooks } from './hooks.js';
@@ -171,6 +173,33 @@ describe('pre-commit check on an S3 folder (Ceph radosgw)', () => {
     assert.equal(h.Metadata?.sha256, sha256(content));
     assert.deepEqual(await object(key('big-good.bin')), content);
     assert.deepEqual(await multiparts(), []);
+    assert.deepEqual(await readdir(spoolDir), []);
+  });
+
+  // A check rule added while an upload ran: the upload was opened without a local copy (openS3Upload without spool).
+  it('a check at commit of an upload opened without a local copy: one part is checked from memory, multipart is refused with 451', async () => {
+    const target = (name: string) => ({ client: s3.client, bucket, key: key(name), existing: null });
+    const opts = { partBytes: 5 * MiB, partConcurrency: 2 };
+    const small = await openS3Upload(target('late-small.txt'), { kind: 'replace' }, opts);
+    small.stream.end(Buffer.from(`a late rule\n${MARKER}\n`));
+    let seen = '';
+    await assert.rejects(
+      small.commit({ check: async (staged) => ((seen = await readFile(staged.path, 'utf8')), Promise.reject(new FtpError(550, 'Upload refused: test'))) }),
+      (err: FtpError) => err.code === 550,
+    );
+    assert.equal(seen, `a late rule\n${MARKER}\n`, 'the check read the bytes from a local file');
+    assert.ok(await isAbsent(key('late-small.txt')));
+
+    const big = await openS3Upload(target('late-big.bin'), { kind: 'replace' }, opts);
+    big.stream.end(randomBytes(6 * MiB));
+    let called = false;
+    await assert.rejects(
+      big.commit({ check: async () => void (called = true) }),
+      (err: FtpError) => err.code === 451 && /could not run/.test(err.message),
+    );
+    assert.equal(called, false);
+    assert.ok(await isAbsent(key('late-big.bin')));
+    assert.deepEqual(await multiparts(), [], 'its multipart upload was aborted');
     assert.deepEqual(await readdir(spoolDir), []);
   });
 });
