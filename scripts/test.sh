@@ -37,4 +37,4 @@ fi
 
 # The spec reporter prints each test and closes with the runner's summary (tests, pass, fail, ...). Not exec'd: the
 # trap above stops the engines when the tests are done.
-node --import tsx --test --test-reporter=spec --test-concurrency=2 --test-timeout=120000 "${files[@]}"
+node --import tsx --test --test-reporter=spec --test-concurrency=2 --test-timeout=300000 "${files[@]}"

@@ -11,7 +11,7 @@ import { openStore, type Store } from '../../src/store/open-store.js';
 import { setPasswordHash } from '../../src/store/partner-repo.js';
 import { runProcess, type RunResult } from './clients.js';
 import { startPostgres, type TestPostgres } from './postgres.js';
-import { hashPassword, passiveRange } from './server.js';
+import { hashPassword } from './server.js';
 
 // Several ftpsd nodes on loopback behind a real HAProxy (Debian's, `mode tcp`, `send-proxy-v2`), sharing one
 // PostgreSQL store and one storage: the balancer on 127.0.0.1, the nodes on 127.0.0.2, .3, .4 (each its own process,
@@ -151,6 +151,19 @@ function haproxyConfig(o: { port: number; nodePort: number; nodes: ClusterNode[]
   return lines.join('\n') + '\n';
 }
 
+let clusterRangeCursor = 0;
+/**
+ * Passive ranges of the nodes, above the kernel's ephemeral ports (32768-60999 by default): the balanced layout has
+ * HAProxy bind every port of each range at once on 127.0.0.1, where any listener another test file opened on port 0
+ * (or a passive range of startTestServer's, 40000-49999) would make it fail to start.
+ */
+function clusterPassiveRange(size: number): { minPort: number; maxPort: number } {
+  const slots = Math.floor(4_000 / size);
+  const slot = (process.pid * 7 + clusterRangeCursor++) % slots;
+  const minPort = 61_000 + slot * size;
+  return { minPort, maxPort: minPort + size - 1 };
+}
+
 async function startHaproxy(cfg: string, port: number): Promise<ChildProcess> {
   const proc = spawn('haproxy', ['-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` } });
   let stderr = '';
@@ -183,7 +196,7 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterTopolog
   for (let i = 0; i < count; i++) {
     const id = `node${i + 1}`;
     const ip = NODE_IPS[i]!;
-    const pasv = passiveRange(20);
+    const pasv = clusterPassiveRange(20);
     const configFile = join(dir, `${id}.yaml`);
     const config = merge(
       merge(
