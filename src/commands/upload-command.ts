@@ -20,7 +20,9 @@ export async function runUpload(s: Session, path: string, mode: UploadMode, prel
   const user = s.user.name;
   let upload;
   try {
-    upload = await s.storage.openUpload(path, mode, chunk);
+    // Whether a check rule matches is known from the user and path alone (its size filter waits for the bytes).
+    const mayCheck = s.server.events.uploadCheck({ ...sessionFacts(s), path }) !== undefined;
+    upload = await s.storage.openUpload(path, mode, chunk, { mayCheck });
   } catch (err) {
     publishUploadEnd(s, path, null, 0, false, err);
     throw err;

@@ -332,7 +332,7 @@ function destroyAndWait(stream: HashingFileWriter): Promise<void> {
 }
 
 /** rename, or copy and remove across file systems (a quarantine folder on another disk). */
-async function moveFile(from: string, to: string): Promise<void> {
+export async function moveFile(from: string, to: string): Promise<void> {
   try {
     await rename(from, to);
   } catch (err) {

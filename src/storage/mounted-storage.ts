@@ -3,7 +3,7 @@ import type { AccessView, Located } from '../access/access-view.js';
 import type { EffectiveMount } from '../access/effective.js';
 import { FtpError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { FILE_RANGE, type FileInfo, type Listing, type StorageSession, type Upload, type UploadMode } from './backend.js';
+import { FILE_RANGE, type FileInfo, type Listing, type OpenUploadOptions, type StorageSession, type Upload, type UploadMode } from './backend.js';
 import { QuotaUpload, type UsageLedger } from './quota-upload.js';
 import { joinLocation } from './s3-place.js';
 import { resolveVirtualPath, virtualBaseName, type PathLimits } from './virtual-path.js';
@@ -166,7 +166,7 @@ export class MountedStorage implements StorageSession {
     return stream;
   }
 
-  async openUpload(path: string, mode: UploadMode, chunkBytes: number): Promise<Upload> {
+  async openUpload(path: string, mode: UploadMode, chunkBytes: number, options?: OpenUploadOptions): Promise<Upload> {
     this.#refuseStructural(path, 'Cannot upload');
     const at = this.#locate(path);
     const ledger = this.#o.ledger;
@@ -189,7 +189,7 @@ export class MountedStorage implements StorageSession {
         if (capBytes <= 0) throw quotaError(m, 'bytes');
       }
     }
-    const inner = await at.backend.openUpload(at.rel, mode, chunkBytes);
+    const inner = await at.backend.openUpload(at.rel, mode, chunkBytes, options);
     if (ledger === null) return inner;
     if (!limited) {
       const replaced = inner.replaced !== undefined ? inner.replaced : await at.backend.stat(at.rel).then((i) => (i.type === 'file' ? i : { size: 0 }), () => null);

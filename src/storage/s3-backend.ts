@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { FtpError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import type { FileInfo, Listing, StorageSession, Upload, UploadMode } from './backend.js';
+import type { FileInfo, Listing, OpenUploadOptions, StorageSession, Upload, UploadMode } from './backend.js';
 import type { S3Clients } from './s3-clients.js';
 import { copyObject } from './s3-copy.js';
 import { isNotFound, s3Status, toS3Error } from './s3-errors.js';
@@ -335,7 +335,7 @@ class S3Storage implements StorageSession {
     }
   }
 
-  async openUpload(path: string, mode: UploadMode, chunkBytes: number): Promise<Upload> {
+  async openUpload(path: string, mode: UploadMode, chunkBytes: number, options?: OpenUploadOptions): Promise<Upload> {
     if (path === '/') throw new FtpError(550, 'Is a directory', { reason: 'is_dir' });
     const parent = virtualParent(path);
     // Usually both answered already: the probe by the command's own checks, the parent by the cache of seen directories.
@@ -344,7 +344,7 @@ class S3Storage implements StorageSession {
     const { client, bucket } = this.#s3;
     const s3 = this.#o.clients.settings;
     this.#changed(path);
-    const upload = await openS3Upload({ client, bucket, key: this.#key(path), existing: there.file }, mode, { partBytes: Math.max(s3.partBytes, chunkBytes), partConcurrency: s3.partConcurrency, log: this.#o.log });
+    const upload = await openS3Upload({ client, bucket, key: this.#key(path), existing: there.file }, mode, { partBytes: Math.max(s3.partBytes, chunkBytes), partConcurrency: s3.partConcurrency, spool: options?.mayCheck === true, log: this.#o.log });
     return {
       stream: upload.stream,
       commit: async (options) => {
