@@ -246,11 +246,12 @@ export class AcmeManager extends EventEmitter<{ installed: [InstalledCertificate
       if (this.#shared === null) return await this.#order(trigger);
       // Several nodes: one orders, the others take its certificate from the store.
       const ordered = await withOrderLock(this.#shared, this.#config.directoryUrl, async () => {
-        const before = this.#current?.installed.leaf.fingerprint256;
         await this.#loadStored();
         const current = this.#current;
-        // Another node ordered while this one waited for its turn: its certificate is installed now.
-        if (trigger !== 'manual' && current !== null && current.installed.leaf.fingerprint256 !== before && Date.now() < current.renewAt) return current.installed;
+        // An attempt is started only without a certificate or with a due one. One that is installed and not due now
+        // came from another node that ordered meanwhile: installed here just now from the store, or a moment earlier
+        // by the NOTIFY that announced it (so comparing with the certificate at the start of this call would miss it).
+        if (trigger !== 'manual' && current !== null && Date.now() < current.renewAt) return current.installed;
         return this.#order(trigger);
       });
       if (ordered === null) throw new AcmeError('busy', 'another node is ordering the certificate; it is installed here once stored');

@@ -217,4 +217,30 @@ print('ok')
     assert.equal(r.code, 0, r.stdout + r.stderr);
     for (const n of c.nodes) assert.match(r.stdout, new RegExp(`audit chain \\S*audit-${n.id}\\.log intact`));
   });
+
+  // On a shared folder an upload is written under a hidden name and renamed at the end (cluster-balanced.test.ts
+  // covers the same on S3, where it is a multipart upload completed at the end).
+  test('a node killed mid-upload loses only its own session, and no half file appears under the name', async () => {
+    const [, victim, survivor] = c.nodes as [typeof c.nodes[0], typeof c.nodes[0], typeof c.nodes[0]];
+    const big = join(c.dir, 'big.bin');
+    await writeFile(big, randomBytes(4_000_000));
+    const small = randomBytes(200_000);
+    await writeFile(join(c.dir, 'small.bin'), small);
+    const at = (ip: string) => `ftp://${ip}:${c.nodePort}`;
+    const logins = () => victim.logs().filter((l) => l.audit === true && l.event === 'login' && l.user === 'acme').length;
+    const loginsBefore = logins();
+    const doomed = curl('acme', ...CURL_UPLOAD_TLS_ARGS, '--limit-rate', '500K', '-T', big, `${at(victim.ip)}/doomed.bin`);
+    for (const deadline = Date.now() + 10_000; logins() === loginsBefore && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 1_500));
+    const survivorUpload = curl('acme', ...CURL_UPLOAD_TLS_ARGS, '--limit-rate', '400K', '-T', join(c.dir, 'small.bin'), `${at(survivor.ip)}/survivor.bin`);
+    await new Promise((r) => setTimeout(r, 100));
+    await victim.kill();
+    const [lost, kept] = await Promise.all([doomed, survivorUpload]);
+    assert.notEqual(lost.code, 0, 'the upload on the killed node failed');
+    assert.equal(kept.code, 0, `the upload on another node completed: ${kept.stderr}`);
+    const names = await readdir(join(c.storage.root, 'acme'));
+    assert.ok(!names.includes('doomed.bin'), 'no half file under the target name');
+    assert.equal(sha(await readFile(join(c.storage.root, 'acme', 'survivor.bin'))), sha(small));
+    await victim.start();
+  });
 });

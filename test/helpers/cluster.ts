@@ -9,9 +9,10 @@ import { applyPartnerFile } from '../../src/partners/apply.js';
 import { parsePartnerFile } from '../../src/partners/partner-file.js';
 import { openStore, type Store } from '../../src/store/open-store.js';
 import { setPasswordHash } from '../../src/store/partner-repo.js';
+import { isS3Path } from '../../src/storage/s3-place.js';
 import { runProcess, type RunResult } from './clients.js';
 import { startPostgres, type TestPostgres } from './postgres.js';
-import { hashPassword } from './server.js';
+import { hashPassword, passiveRange } from './server.js';
 
 // Several ftpsd nodes on loopback behind a real HAProxy (Debian's, `mode tcp`, `send-proxy-v2`), sharing one
 // PostgreSQL store and one storage: the balancer on 127.0.0.1, the nodes on 127.0.0.2, .3, .4 (each its own process,
@@ -51,6 +52,8 @@ export interface ClusterOptions {
   storage?: (dir: string) => ClusterStorage;
   /** Merged into every node's configuration (one level deep). */
   config?: Record<string, unknown>;
+  /** Merged into one node's configuration after everything else (what differs per node). */
+  nodeConfig?: (id: string, index: number) => Record<string, unknown>;
   /** A PostgreSQL server to reuse; by default one is started and stopped with the topology. */
   postgres?: TestPostgres;
 }
@@ -102,6 +105,19 @@ async function freePort(host: string): Promise<number> {
   });
 }
 
+/** Whether every port of the range can be listened on at `host` right now. */
+async function rangeFree(host: string, range: { minPort: number; maxPort: number }): Promise<boolean> {
+  for (let port = range.minPort; port <= range.maxPort; port++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, host, () => s.close(() => resolve(true)));
+    });
+    if (!ok) return false;
+  }
+  return true;
+}
+
 async function canConnect(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect({ port, host }, () => {
@@ -121,10 +137,18 @@ function merge(base: Record<string, unknown>, extra: Record<string, unknown> | u
   return out;
 }
 
-function haproxyConfig(o: { port: number; nodePort: number; nodes: ClusterNode[]; layout: PassiveLayout }): string {
+interface BalancedNode {
+  id: string;
+  ip: string;
+  pasv: { minPort: number; maxPort: number };
+}
+
+function haproxyConfig(o: { port: number; nodePort: number; nodes: BalancedNode[]; layout: PassiveLayout; statsSocket: string }): string {
   const lines = [
     'global',
     '  maxconn 2000',
+    // Answers only once every listener is bound: the helper's sign that HAProxy is up (and which servers it sees up).
+    `  stats socket ${o.statsSocket} mode 600 level user`,
     'defaults',
     '  mode tcp',
     '  timeout connect 2s',
@@ -151,28 +175,42 @@ function haproxyConfig(o: { port: number; nodePort: number; nodes: ClusterNode[]
   return lines.join('\n') + '\n';
 }
 
-let clusterRangeCursor = 0;
-/**
- * Passive ranges of the nodes, above the kernel's ephemeral ports (32768-60999 by default): the balanced layout has
- * HAProxy bind every port of each range at once on 127.0.0.1, where any listener another test file opened on port 0
- * (or an outgoing connection of another file) would make it fail to start.
- */
-function clusterPassiveRange(size: number): { minPort: number; maxPort: number } {
-  const slots = Math.floor(4_000 / size);
-  const slot = (process.pid * 7 + clusterRangeCursor++) % slots;
-  const minPort = 61_000 + slot * size;
-  return { minPort, maxPort: minPort + size - 1 };
+/** One command on HAProxy's stats socket; null when it does not answer. */
+function haproxyCommand(socket: string, command: string): Promise<string | null> {
+  return new Promise((resolve) => {
+    let out = '';
+    const s = net.connect({ path: socket }, () => s.end(`${command}\n`));
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => (out += d));
+    s.on('end', () => resolve(out));
+    s.on('error', () => resolve(null));
+  });
 }
 
-async function startHaproxy(cfg: string, port: number): Promise<ChildProcess> {
+/** HAProxy's servers of `backend` that its health checks see up. */
+async function serversUp(socket: string, backend: string): Promise<string[]> {
+  const csv = (await haproxyCommand(socket, 'show stat')) ?? '';
+  // CSV columns: pxname, svname, ...; status is the 18th.
+  return csv.split('\n').map((l) => l.split(',')).filter((f) => f[0] === backend && f[1] !== 'BACKEND' && f[1] !== 'FRONTEND' && f[17] === 'UP').map((f) => f[1]!);
+}
+
+/** Starts HAProxy; resolves once every listener is bound, or rejects with its error output (and nothing running). */
+async function startHaproxy(cfg: string, statsSocket: string): Promise<ChildProcess> {
   const proc = spawn('haproxy', ['-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` } });
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const deadline = Date.now() + 10_000;
-  while (!(await canConnect(BALANCER_IP, port))) {
-    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`haproxy did not start: ${stderr}`);
+  while (proc.exitCode !== null || (await haproxyCommand(statsSocket, 'show info')) === null) {
+    if (proc.exitCode !== null || Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`haproxy did not start: ${stderr}`);
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
+  // Unexpected later: said on stderr, since every test through the balancer fails after it.
+  proc.once('exit', (code, signal) => {
+    if (signal !== 'SIGKILL') process.stderr.write(`haproxy exited (${code ?? signal}):\n${stderr.slice(-2_000)}\n`);
+  });
   return proc;
 }
 
@@ -180,7 +218,8 @@ async function startHaproxy(cfg: string, port: number): Promise<ChildProcess> {
 export async function startCluster(opts: ClusterOptions): Promise<ClusterTopology> {
   const dir = await mkdtemp(join(tmpdir(), 'ftpsd-cluster-'));
   const storage: ClusterStorage = (opts.storage ?? ((d: string): ClusterStorage => ({ root: join(d, 'shared') })))(dir);
-  await mkdir(storage.root, { recursive: true });
+  const onS3 = isS3Path(storage.root);
+  if (!onS3) await mkdir(storage.root, { recursive: true });
   const postgres = opts.postgres ?? (await startPostgres());
   const ownPostgres = opts.postgres === undefined;
   const storeUrl = await postgres.newDatabase();
@@ -189,14 +228,38 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterTopolog
   await applyPartnerFile(store, partners, { actor: 'test', dryRun: false });
   for (const [name, password] of Object.entries(opts.passwords)) await setPasswordHash(store.db, name, await hashPassword(password), Date.now());
 
-  const port = await freePort(BALANCER_IP);
   const nodePort = await freePort(NODE_IPS[0]);
   const count = opts.nodes ?? 3;
+  // The balancer first: it listens on 127.0.0.1, where other processes' ports abound (their outgoing connections
+  // take ports in the passive ranges too), so a taken port means new ports and another try before any node is
+  // configured. The nodes listen on addresses of their own.
+  const statsSocket = join(dir, 'haproxy.sock');
+  const haproxyCfg = join(dir, 'haproxy.cfg');
+  let port = 0;
+  let balanced: BalancedNode[] = [];
+  let started: ChildProcess | null = null;
+  for (let attempt = 1; started === null; attempt++) {
+    port = await freePort(BALANCER_IP);
+    balanced = [];
+    for (let i = 0; i < count; i++) {
+      let pasv = passiveRange(20);
+      for (let tries = 0; opts.layout === 'balanced' && tries < 20 && !(await rangeFree(BALANCER_IP, pasv)); tries++) pasv = passiveRange(20);
+      balanced.push({ id: `node${i + 1}`, ip: NODE_IPS[i]!, pasv });
+    }
+    await writeFile(haproxyCfg, haproxyConfig({ port, nodePort, nodes: balanced, layout: opts.layout, statsSocket }));
+    try {
+      started = await startHaproxy(haproxyCfg, statsSocket);
+    } catch (err) {
+      if (attempt < 5 && /Address already in use/.test((err as Error).message)) continue;
+      await store.close();
+      if (ownPostgres) await postgres.stop();
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+  const haproxy = started;
   const nodes: ClusterNode[] = [];
-  for (let i = 0; i < count; i++) {
-    const id = `node${i + 1}`;
-    const ip = NODE_IPS[i]!;
-    const pasv = clusterPassiveRange(20);
+  for (const [i, { id, ip, pasv }] of balanced.entries()) {
     const configFile = join(dir, `${id}.yaml`);
     const config = merge(
       merge(
@@ -206,28 +269,39 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterTopolog
           store: { url: storeUrl, pollIntervalMs: 500 },
           cluster: { nodeId: id, heartbeatIntervalMs: 500, sessionExpiryMs: 3_000 },
           proxyProtocol: { trustedCidrs: [`${BALANCER_IP}/32`], passive: opts.layout === 'balanced', headerTimeoutMs: 2_000 },
-          users: { file: join(dir, 'no-users.yaml'), demoHome: join(storage.root, 'demo') },
+          users: { file: join(dir, 'no-users.yaml'), demoHome: onS3 ? join(dir, 'demo') : join(storage.root, 'demo') },
           tls: { selfSignedDir: join(dir, 'certs') },
           defender: { file: join(dir, `bans-${id}.json`) },
           limits: { failedLoginDelayMs: 50 },
           log: { level: 'info', auditFile: join(dir, 'audit', 'audit-{node}.log'), auditHmacKeyFile: join(dir, 'audit.key') },
           shutdown: { graceMs: 10_000 },
-          // Nodes share one machine: each admin listener would want the same default port.
-          admin: { enabled: false },
         },
         storage.config,
       ),
-      opts.config,
+      merge(opts.config ?? {}, opts.nodeConfig?.(id, i)),
     );
     await writeFile(configFile, stringify(config));
     nodes.push(makeNode(id, ip, pasv, configFile, dir, nodePort));
   }
-  // The first node creates the self-signed certificate the others then share; the rest start together.
-  await nodes[0]!.start();
-  await Promise.all(nodes.slice(1).map((n) => n.start()));
-  const haproxyCfg = join(dir, 'haproxy.cfg');
-  await writeFile(haproxyCfg, haproxyConfig({ port, nodePort, nodes, layout: opts.layout }));
-  const haproxy = await startHaproxy(haproxyCfg, port);
+  try {
+    // The first node creates the self-signed certificate the others then share; the rest start together.
+    await nodes[0]!.start();
+    await Promise.all(nodes.slice(1).map((n) => n.start()));
+    // HAProxy marked them down while they started; its next checks (every 300 ms) see them up.
+    const deadline = Date.now() + 10_000;
+    while ((await serversUp(statsSocket, 'nodes')).length < nodes.length) {
+      if (Date.now() > deadline) throw new Error(`haproxy does not see every node up: ${String(await haproxyCommand(statsSocket, 'show stat'))}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } catch (err) {
+    // Nothing left running when the topology does not come up (a test's `after` never sees it).
+    haproxy.kill('SIGKILL');
+    await Promise.all(nodes.map((n) => n.kill()));
+    await store.close();
+    if (ownPostgres) await postgres.stop();
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
 
   return {
     dir,
@@ -313,7 +387,8 @@ function makeNode(id: string, ip: string, pasv: { minPort: number; maxPort: numb
         for (const w of waiters) w();
       });
       child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-      const deadline = Date.now() + 20_000;
+      // Generous: three nodes starting at once on a busy 2-core machine take several seconds each.
+      const deadline = Date.now() + 45_000;
       while (!/listening on/.test(stderr)) {
         if (!node.running) throw new Error(`${id} exited at start:\n${stderr}`);
         if (Date.now() > deadline) throw new Error(`${id} did not start:\n${stderr}`);
@@ -327,4 +402,17 @@ function makeNode(id: string, ip: string, pasv: { minPort: number; maxPort: numb
     },
   };
   return node;
+}
+
+/**
+ * Storage on S3 for the nodes: homes and folders of the partners file (`{root}/...`) under `PREFIX` of `bucket`, on
+ * the location `location` names (see test/helpers/s3.ts), with `settings` added to storage.s3.
+ */
+export function s3ClusterStorage(
+  location: { name: string; endpoint: string; accessKeyId: string; secretAccessKey: string },
+  bucket: string,
+  prefix: string,
+  settings: Record<string, unknown> = {},
+): (dir: string) => ClusterStorage {
+  return () => ({ root: `s3://${location.name}/${bucket}/${prefix}`, config: { storage: { s3: { locations: [location], ...settings } } } });
 }
