@@ -67,6 +67,7 @@ async function serverChild(dir: string): Promise<void> {
       users: { file: join(dir, 'users.yaml') },
       tls: { selfSignedDir: join(dir, 'certs') },
       log: { level: 'warn' },
+      admin: { enabled: false },
       // Each attacker address tries once: the storm is many addresses, as a botnet's is, so no ban ends it early.
       limits: { maxSessions: 1_000, maxUnauthenticatedSessions: 1_000, ...(HASH_CONCURRENCY === undefined ? {} : { passwordHashConcurrency: HASH_CONCURRENCY }) },
     },

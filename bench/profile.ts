@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,7 @@ import { startFtpsdTarget } from './targets.js';
 // it, and prints bench/profile-summary.ts's summary of the measured window, per unit of work. The server measured is
 // the build in dist/ (npm run build first).
 // Usage: node --import tsx bench/profile.ts --work small-up|small-down|ftplib|big-down|big-up [--files 500]
-//        [--big-mib 1024] [--out DIR]
+//        [--big-mib 1024] [--out DIR] [--perf | --strace]
 
 const repoDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
@@ -24,6 +24,8 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: join(repoDir, 'bench/results/profiles') },
     // Also samples the server with `perf record` (true CPU time, kernel included) while the work runs.
     perf: { type: 'boolean', default: false },
+    // Counts the server's system calls (all threads) during the work with `strace -c -f`, printed per unit of work.
+    strace: { type: 'boolean', default: false },
   },
 });
 const files = Number(args.files);
@@ -35,16 +37,27 @@ const outDir = resolve(args.out, `${args.work}-${new Date().toISOString().replac
 await mkdir(outDir, { recursive: true });
 const data = await mkdtemp(join(tmpdir(), 'ftpsd-profile-'));
 // --perf-basic-prof writes /tmp/perf-PID.map, which names JIT-compiled JavaScript functions in perf's report.
-const t = await startFtpsdTarget(repoDir, ['--cpu-prof', '--cpu-prof-dir', outDir, ...(args.perf ? ['--perf-basic-prof'] : [])]);
+// Under strace the server runs without --cpu-prof: its sampling signals would outnumber every other system call.
+const t = await startFtpsdTarget(repoDir, args.strace ? [] : ['--cpu-prof', '--cpu-prof-dir', outDir, ...(args.perf ? ['--perf-basic-prof'] : [])]);
 const perfData = join(outDir, 'perf.data');
 let perfRecord: ChildProcess | null = null;
-/** Starts `perf record` on the server once the work is about to begin (after the preparation). */
-const startPerf = async (): Promise<void> => {
-  if (!args.perf) return;
-  perfRecord = spawn('perf', ['record', '-F', '2000', '-g', '-p', String(t.pid), '-o', perfData], { stdio: 'ignore' });
-  await sleep(300);
+const straceOut = join(outDir, 'strace.txt');
+/** Server CPU (user + system, all threads) from /proc when the work starts, in clock ticks. */
+let cpuAtStart: number | null = null;
+const cpuTicks = async (): Promise<number> => {
+  const fields = (await readFile(`/proc/${t.pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  return Number(fields[11]) + Number(fields[12]);
 };
+/** Starts `perf record` / `strace -c` on the server once the work is about to begin (after the preparation). */
+const startPerf = async (): Promise<void> => {
+  if (args.perf) perfRecord = spawn('perf', ['record', '-F', '2000', '-g', '-p', String(t.pid), '-o', perfData], { stdio: 'ignore' });
+  else if (args.strace) perfRecord = spawn('strace', ['-c', '-f', '-p', String(t.pid), '-o', straceOut], { stdio: 'ignore' });
+  if (perfRecord !== null) await sleep(300);
+  cpuAtStart = await cpuTicks();
+};
+let cpuUsed: number | null = null;
 const stopPerf = async (): Promise<void> => {
+  if (cpuAtStart !== null && cpuUsed === null) cpuUsed = (await cpuTicks()) - cpuAtStart;
   const p = perfRecord;
   if (p === null) return;
   perfRecord = null;
@@ -116,10 +129,20 @@ try {
 }
 // One profile per thread: the main thread's, then the digest worker's (which is idle before and after the work too).
 const profiles = (await readdir(outDir)).filter((f) => f.endsWith('.cpuprofile')).sort();
-if (profiles.length === 0) throw new Error(`no profile written in ${outDir}`);
+if (profiles.length === 0 && !args.strace) throw new Error(`no profile written in ${outDir}`);
 for (const profile of profiles) {
   const summary = await runProcess(process.execPath, ['--import', 'tsx', join(repoDir, 'bench/profile-summary.ts'), join(outDir, profile), '--window', '--per', String(per), '--unit', unit]);
   console.log(summary.stdout + summary.stderr);
+}
+if (cpuUsed !== null) console.log(`server CPU (/proc, all threads) during the work: ${((cpuUsed * 10) / per).toFixed(2)} ms per ${unit}${args.perf || args.strace ? ' (under the tracer: higher than without)' : ''}`);
+if (args.strace) {
+  // strace -c's table, with a column of calls per unit of work.
+  const lines = (await readFile(straceOut, 'utf8')).split('\n');
+  console.log(`strace -c -f (${per} ${unit}): calls per ${unit}, syscall`);
+  for (const l of lines) {
+    const m = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\S+)\s*$/.exec(l);
+    if (m) console.log(`${(Number(m[1]) / per).toFixed(1).padStart(8)}  ${m[2]}`);
+  }
 }
 if (args.perf) {
   // Self time by library (kernel, libcrypto, node, JIT code...) and the top symbols, from true CPU samples.

@@ -92,6 +92,7 @@ async function main(): Promise<void> {
       store: { path: join(root, 'ftpsd.db') },
       log: { auditFile: join(root, 'audit', 'audit.jsonl') },
       defender: { enabled: false },
+      admin: { enabled: false },
       storage: { s3: { locations: [{ name: 'rgw', endpoint: s3.endpoint, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey }] } },
     };
     await writeFile(configFile, JSON.stringify(config, null, 2) + '\n'); // JSON is YAML

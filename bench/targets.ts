@@ -101,6 +101,8 @@ export async function startFtpsdTarget(repoDir: string, nodeFlags: readonly stri
         log: { auditFile: join(root, 'audit', 'audit.jsonl') },
         limits: { maxSessions: BENCH_MAX_SESSIONS, maxSessionsPerIp: BENCH_MAX_SESSIONS, maxLoginsPerUser: BENCH_MAX_SESSIONS, passwordHashQueueMax: BENCH_MAX_SESSIONS },
         defender: { enabled: false },
+        // The FTPS server alone is measured; the admin listener would also take a fixed port.
+        admin: { enabled: false },
       },
       null,
       2,

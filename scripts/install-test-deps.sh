@@ -19,6 +19,8 @@ declare -A needed=(
   [xdotool]=xdotool
   [import]=imagemagick
   [rclone]=rclone
+  # The web admin's browser test drives Debian's Chromium through puppeteer-core (no browser download).
+  [chromium]=chromium
   [java]=default-jdk-headless
   [javac]=default-jdk-headless
   # A throwaway single-node Ceph whose radosgw is the S3 server of the object-storage tests (scripts/start-ceph-rgw.sh).

@@ -24,7 +24,7 @@ stop_engines() {
   rm -rf "$engines"
 }
 trap stop_engines EXIT
-# Ports outside the passive ranges the tests use (40000-49999) and the helpers' own (20000-37999).
+# Ports outside the passive ranges the tests use (10000-19999) and the helpers' own (20000-37999).
 base_port=$((38000 + RANDOM % 1500))
 pg_vars=$(bash scripts/start-postgres.sh start "$engines/pg" "$base_port")
 export "${pg_vars?}"
@@ -37,4 +37,4 @@ fi
 
 # The spec reporter prints each test and closes with the runner's summary (tests, pass, fail, ...). Not exec'd: the
 # trap above stops the engines when the tests are done.
-node --import tsx --test --test-reporter=spec --test-concurrency=2 --test-timeout=120000 "${files[@]}"
+node --import tsx --test --test-reporter=spec --test-concurrency=2 --test-timeout=300000 "${files[@]}"

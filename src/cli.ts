@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, loadConfig } from './config/load.js';
+import { registerAdminCommands } from './cli/admin-commands.js';
 import { registerAuditCommands } from './cli/audit-commands.js';
 import { registerBanCommands } from './cli/ban-commands.js';
 import { registerCertCommands } from './cli/cert-commands.js';
@@ -32,6 +33,7 @@ registerCertCommands(program, { loadConfig: (f) => load(f).config });
 registerBanCommands(program, { loadConfig: load });
 registerAuditCommands(program, { loadConfig: load });
 registerDoctorCommand(program, { loadConfig: load });
+registerAdminCommands(program, { loadConfig: load });
 registerEventCommands(program, { loadConfig: load });
 
 try {

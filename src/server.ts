@@ -11,7 +11,7 @@ import { PasswordHasher } from './auth/password-hasher.js';
 import { StoreDirectory } from './auth/store-directory.js';
 import type { User } from './auth/users-file.js';
 import { buildRegistry } from './commands/registry.js';
-import { resolvePath } from './config/load.js';
+import { resolvePath, type LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { ClusterBus } from './cluster/cluster-bus.js';
 import { ClusterSessions } from './cluster/cluster-sessions.js';
@@ -19,6 +19,8 @@ import { nodeIdOf } from './cluster/node-identity.js';
 import { ControlServer } from './control/control-server.js';
 import type { DefenderPort, ServerContext } from './control/server-context.js';
 import type { Session } from './control/session.js';
+import { sessionRegistry, type SessionRegistry } from './control/session-registry.js';
+import { reloadServer, type ReloadReport } from './ops/reload.js';
 import { PassivePortPool } from './data/passive-ports.js';
 import { resolveBansFile } from './defender/ban-file.js';
 import { Defender } from './defender/defender.js';
@@ -55,7 +57,12 @@ export interface StartOptions {
   metrics?: MetricsSink;
   /** An open store to use (left open at close); by default the configured one is opened and closed with the server. */
   store?: Store;
+  /** Reads the configuration again for a reload from the admin API (as SIGHUP does); default: the one started with. */
+  loadConfig?: () => LoadedConfig;
 }
+
+/** An audit record of a transfer, kept for the admin's dashboard. */
+export type RecentTransfer = Record<string, unknown> & { time: string };
 
 export interface ServerHandle {
   readonly host: string;
@@ -88,6 +95,22 @@ export interface ServerHandle {
   readonly acme: AcmeManager | null;
   /** Re-reads tls.certFile/keyFile (or the self-signed pair); new sessions get it, open ones keep theirs. */
   reloadCertificate(): Promise<boolean>;
+  /** Live sessions as snapshots, and closing one: all the admin API sees of sessions. */
+  readonly sessions: SessionRegistry;
+  /** The latest transfers (admin.recentTransfers of them), newest first. */
+  recentTransfers(): RecentTransfer[];
+  /** Writes an audit event (log and audit file). */
+  audit(event: string, fields: Record<string, unknown>): void;
+  /** The audit file and its checkpoint key; null when log.auditFile is empty. */
+  readonly auditTrail: { file: string; hmacKeyFile: string; flush(): Promise<void> } | null;
+  /** A path of the configuration resolved against its directory. */
+  resolvePath(p: string): string;
+  /** Epoch milliseconds of the start. */
+  readonly startedAt: number;
+  /** What SIGHUP does: configuration, users and certificate re-read; open sessions untouched. */
+  reload(): Promise<ReloadReport>;
+  /** Port of the HTTPS admin listener, null when admin.enabled is off. */
+  readonly adminPort: number | null;
   /** Graceful stop: no new sessions, idle ones told 421, running transfers get up to graceMs, then everything closes. */
   close(graceMs?: number): Promise<void>;
 }
@@ -101,7 +124,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
   const abs = (p: string) => resolvePath(baseDir, p);
   // A folder's path is a local directory (relative ones resolve against baseDir) or s3://LOCATION/BUCKET/PREFIX.
   const location = (p: string) => (isS3Path(p) ? p : abs(p));
-  const s3 = new S3Clients(() => config.storage.s3);
+  const s3 = new S3Clients(() => config.storage.s3, (op) => metrics.s3Request(op));
 
   const certStore = new CertStore();
   const loadCertificate = async (): Promise<CertificatePair> => {
@@ -131,8 +154,13 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     ? null
     : new AuditLog({ ...auditPaths, checkpointEvery: config.log.auditCheckpointEvery, rotateBytes: config.log.auditRotateBytes, log });
   const auditLogger = log.child({ component: 'audit' });
+  const recent: RecentTransfer[] = [];
   const audit = (event: string, fields: Record<string, unknown>) => {
     auditLogger.info({ audit: true, event, ...fields }, `audit ${event}`);
+    if (event === 'transfer') {
+      recent.unshift({ time: new Date().toISOString(), ...fields });
+      if (recent.length > config.admin.recentTransfers) recent.pop();
+    }
     try {
       auditLog?.append(event, fields);
     } catch (err) {
@@ -385,10 +413,12 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     'ftpsd listening',
   );
 
+  let admin: { port: number; close(): Promise<void> } | null = null;
   let closing: Promise<void> | null = null;
   const close = (graceMs = config.shutdown.graceMs): Promise<void> => {
     closing ??= (async () => {
       stopping = true;
+      await admin?.close();
       const server = control!;
       const stopped = server.stopAccepting();
       const busy: Promise<void>[] = [];
@@ -431,7 +461,8 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     return closing;
   };
 
-  return {
+  const startedAt = Date.now();
+  const handle: ServerHandle = {
     host: address.address,
     port: address.port,
     implicitPort: implicitAddress?.port ?? null,
@@ -452,6 +483,26 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
     runHousekeeping: () => housekeeping.run(),
     reloadCertificate,
     acme,
+    sessions: sessionRegistry(() => control!.sessions),
+    recentTransfers: () => [...recent],
+    audit,
+    auditTrail: auditLog === null || auditPaths === null ? null : { file: auditPaths.file, hmacKeyFile: auditPaths.hmacKeyFile, flush: () => auditLog.flush() },
+    resolvePath: abs,
+    startedAt,
+    reload: () => reloadServer(handle, opts.loadConfig ?? (() => ({ config: structuredClone(config), baseDir, file: null })), log),
+    get adminPort() {
+      return admin?.port ?? null;
+    },
     close,
   };
+  if (config.admin.enabled) {
+    try {
+      // Loaded only when used: fastify and its plugins cost start-up time and memory a server without admin saves.
+      admin = await (await import('./admin/admin-server.js')).startAdminServer({ server: handle, log });
+    } catch (err) {
+      await close(0);
+      throw err;
+    }
+  }
+  return handle;
 }

@@ -119,11 +119,22 @@ export class AuditLog {
 
   #write(body: Record<string, unknown>): AppendResult {
     const seq = this.#seq + 1;
-    // A JSON round trip gives the exact value a reader will parse back (dates as strings, undefined dropped), so
-    // the hash computed here is the hash the verifier recomputes.
-    const normalised = JSON.parse(JSON.stringify({ seq, time: this.#now().toISOString(), ...body, prev: this.#lastHash })) as Record<string, unknown>;
-    const hash = recordHash(normalised);
-    const text = `${JSON.stringify({ ...normalised, hash })}\n`;
+    const record = { seq, time: this.#now().toISOString(), ...body, prev: this.#lastHash };
+    let text: string;
+    let hash: string;
+    if (isFlat(record)) {
+      // The usual record (strings, finite numbers, booleans): it is already what a reader parses back, less its
+      // undefined fields, which JSON.stringify and canonicalJson both leave out. Serialised once for the file.
+      hash = recordHash(record);
+      const json = JSON.stringify(record);
+      text = `${json.slice(0, -1)},"hash":"${hash}"}\n`;
+    } else {
+      // A JSON round trip gives the exact value a reader will parse back (dates as strings, undefined dropped), so
+      // the hash computed here is the hash the verifier recomputes.
+      const normalised = JSON.parse(JSON.stringify(record)) as Record<string, unknown>;
+      hash = recordHash(normalised);
+      text = `${JSON.stringify({ ...normalised, hash })}\n`;
+    }
     this.#seq = seq;
     this.#lastHash = hash;
     this.#lastWasCheckpoint = body.event === 'checkpoint';
@@ -278,4 +289,16 @@ function readLastLine(fd: number): { line: string | null; end: number } {
     if (start !== -1 || pos === 0) return { line: buf.subarray(start + 1, lineEnd).toString('utf8'), end };
   }
   return { line: null, end: Math.max(end, 0) };
+}
+
+/** True when every field is a string, a finite number, a boolean, null or undefined: JSON keeps it as it is. */
+function isFlat(record: Record<string, unknown>): boolean {
+  for (const key in record) {
+    const v = record[key];
+    const t = typeof v;
+    if (t === 'string' || t === 'boolean' || v === null || v === undefined) continue;
+    if (t === 'number' && Number.isFinite(v)) continue;
+    return false;
+  }
+  return true;
 }

@@ -5,7 +5,7 @@ import { PrometheusMetrics } from '../metrics/prometheus-metrics.js';
 import { reloadServer } from '../ops/reload.js';
 import { startServer, type ServerHandle } from '../server.js';
 import { resolveBansFile } from '../defender/ban-file.js';
-import { ensureDemoUser, importLegacyFiles } from '../partners/first-start.js';
+import { ensureDemoUser, ensureFirstAdmin, importLegacyFiles } from '../partners/first-start.js';
 import { openStore, redactUrl, storeOptions } from '../store/open-store.js';
 import type { Logger } from 'pino';
 
@@ -49,11 +49,21 @@ export function registerServeCommands(program: Command, deps: ServeDeps): void {
         );
         log.info({ event: 'demo_user_created', store: store.location }, 'demo user created');
       }
+      const adminPassword = config.admin.enabled ? await ensureFirstAdmin(store) : null;
       const metrics = config.metrics.enabled ? new PrometheusMetrics() : undefined;
-      const server = await startServer({ config, baseDir, log, metrics, store });
+      const server = await startServer({ config, baseDir, log, metrics, store, loadConfig: () => deps.loadConfig(opts.config) });
       const implicit = server.implicitPort === null ? '' : ` and ${config.implicit.host}:${server.implicitPort} (implicit FTPS: TLS at connect)`;
       process.stderr.write(`  ftpsd listening on ${config.listen.host}:${server.port} (explicit FTPS: AUTH TLS)${implicit}, passive ports ${config.pasv.minPort}-${config.pasv.maxPort}\n`);
       if (server.metricsPort !== null) process.stderr.write(`  metrics on http://${config.metrics.host}:${server.metricsPort}/metrics (/healthz, /readyz)\n`);
+      if (server.adminPort !== null) {
+        const url = `https://${config.admin.host.includes(':') ? `[${config.admin.host}]` : config.admin.host}:${server.adminPort}/`;
+        process.stderr.write(`  admin on ${url} (web admin; REST API under ${url}api/v1, OpenAPI at ${url}api/v1/openapi.json)\n`);
+        if (adminPassword !== null) {
+          // Shown once; only its argon2id hash is stored, and it must be changed at the first login.
+          process.stderr.write(`\n  First start: created admin account "admin"\n  One-time password: ${adminPassword}\n  Log in at ${url} and choose a new password.\n\n`);
+          log.info({ event: 'first_admin_created', store: store.location }, 'first admin account created');
+        }
+      }
       // The file is read again on SIGHUP, as named at start (or found the same way).
       handleSignals(server, () => deps.loadConfig(opts.config), log);
     });

@@ -15,6 +15,7 @@ export const RETR: CommandSpec = {
   availability: 'loggedIn',
   needsArg: true,
   async run(s, arg) {
+    const user = s.user.name;
     const offset = takeRestOffset(s);
     const path = resolveArg(s, arg);
     requirePermission(s, 'download', path);
@@ -38,13 +39,13 @@ export const RETR: CommandSpec = {
         if (s.params.type !== 'A' && range !== undefined) await sendFileToClient(range, c, transferLimits(s, 'download'), signal, chunk, progress);
         else await sendToClient(source, c, transferLimits(s, 'download'), signal, chunk, progress);
         return { code: 226, text: 'Transfer complete' };
-      });
-      auditTransfer(s, { direction: 'download', path, bytes: progress.bytes, started, conn, offset, result: reply.code === 226 ? 'ok' : 'aborted', code: reply.code });
+      }, { path, size: Math.max(0, info.size - offset), progress });
+      auditTransfer(s, { user, direction: 'download', path, bytes: progress.bytes, started, conn, offset, result: reply.code === 226 ? 'ok' : 'aborted', code: reply.code });
       return reply;
     } catch (err) {
       const code = err instanceof FtpError ? err.code : 451;
       // RFC 959 426 "transfer aborted": the connection was cut or stalled, not a server failure.
-      auditTransfer(s, { direction: 'download', path, bytes: progress.bytes, started, conn, offset, result: code === 426 ? 'aborted' : 'failed', code });
+      auditTransfer(s, { user, direction: 'download', path, bytes: progress.bytes, started, conn, offset, result: code === 426 ? 'aborted' : 'failed', code });
       throw err;
     } finally {
       file.destroy();

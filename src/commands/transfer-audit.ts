@@ -4,6 +4,8 @@ import type { TransferLimits } from '../data/transfer.js';
 import { connectionFacts, sessionFacts } from './event-facts.js';
 
 export interface TransferRecord {
+  /** Who ran it, taken when it started: a session closed under the transfer (kick, ban, shutdown) is no longer logged in. */
+  user: string;
   direction: 'upload' | 'download';
   path: string;
   bytes: number;
@@ -21,7 +23,7 @@ export function auditTransfer(s: Session, r: TransferRecord): void {
   s.server.audit('transfer', {
     sid: s.id,
     ip: s.peerIp,
-    user: s.phase.kind === 'ready' ? s.phase.user.name : undefined,
+    user: r.user,
     client: s.clientName ?? undefined,
     direction: r.direction,
     path: r.path,

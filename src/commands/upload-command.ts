@@ -17,9 +17,12 @@ import { auditTransfer, transferLimits } from './transfer-audit.js';
  */
 export async function runUpload(s: Session, path: string, mode: UploadMode, preliminary: string, done: (sha256: string) => Reply): Promise<Reply> {
   const chunk = s.server.config.limits.transferChunkBytes;
+  const user = s.user.name;
   let upload;
   try {
-    upload = await s.storage.openUpload(path, mode, chunk);
+    // Whether a check rule matches is known from the user and path alone (its size filter waits for the bytes).
+    const mayCheck = s.server.events.uploadCheck({ ...sessionFacts(s), path }) !== undefined;
+    upload = await s.storage.openUpload(path, mode, chunk, { mayCheck });
   } catch (err) {
     publishUploadEnd(s, path, null, 0, false, err);
     throw err;
@@ -54,18 +57,18 @@ export async function runUpload(s: Session, path: string, mode: UploadMode, prel
       const result = await upload.commit({ check: s.server.events.uploadCheck(facts), journal: record.journal });
       committed = true;
       await record.settle(result).catch(() => undefined); // logged; the file is stored, the client gets its 226
-      auditTransfer(s, { direction: 'upload', path, bytes: progress.bytes, started, conn: c, offset, sha256: result.sha256, result: 'ok', code: 226 });
+      auditTransfer(s, { user, direction: 'upload', path, bytes: progress.bytes, started, conn: c, offset, sha256: result.sha256, result: 'ok', code: 226 });
       return done(result.sha256);
-    });
+    }, { path, size: null, progress });
     if (!committed) {
-      auditTransfer(s, { direction: 'upload', path, bytes: progress.bytes, started, conn, offset, result: 'aborted', code: reply.code });
+      auditTransfer(s, { user, direction: 'upload', path, bytes: progress.bytes, started, conn, offset, result: 'aborted', code: reply.code });
       publishUploadEnd(s, path, conn, progress.bytes, receivedAny, reply.code);
     }
     return reply;
   } catch (err) {
     const code = err instanceof FtpError ? err.code : 451;
     // RFC 959 426 "transfer aborted": the connection was cut or stalled (a truncated upload included), not a server failure.
-    auditTransfer(s, { direction: 'upload', path, bytes: progress.bytes, started, conn, offset, result: code === 426 ? 'aborted' : 'failed', code });
+    auditTransfer(s, { user, direction: 'upload', path, bytes: progress.bytes, started, conn, offset, result: code === 426 ? 'aborted' : 'failed', code });
     publishUploadEnd(s, path, conn, progress.bytes, receivedAny, err);
     throw err;
   } finally {

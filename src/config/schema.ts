@@ -282,6 +282,12 @@ export const configSchema = z
         partConcurrency: positiveInt.default(2),
         /** Keys per ListObjectsV2 page (S3 answers at most 1000); listings are streamed page by page. */
         listPageSize: z.number().int().min(1).max(1000).default(1000),
+        /**
+         * A directory a session has seen (listed, created, entered, uploaded into) is taken to exist for this long, so
+         * an upload into it skips the request that checks it; another node's RMD meanwhile is undone by the upload (the
+         * file is stored and its directory shows again). 0: check before every upload.
+         */
+        dirCacheMs: nonNegativeInt.default(10_000),
         /** Multipart uploads older than this, left behind by a crashed node, are aborted by the sweeper. */
         staleUploadAgeMs: ms.default(86_400_000),
         /** How often every S3 folder is swept for stale multipart uploads; 0 disables the sweeper. */
@@ -325,6 +331,8 @@ export const configSchema = z
         foreignDataConnection: nonNegativeInt.default(3),
         tlsHandshakeFailure: nonNegativeInt.default(1),
         protocolViolation: nonNegativeInt.default(1),
+        /** A failed login on the admin listener (API or web admin). */
+        adminLoginFailure: nonNegativeInt.default(1),
       }),
     }),
     acme: section({
@@ -366,6 +374,25 @@ export const configSchema = z
       requestRetries: positiveInt.default(3),
       /** Wait before such a retry, multiplied by the attempt number unless the CA sends Retry-After. */
       requestRetryDelayMs: ms.default(5_000),
+    }),
+    admin: section({
+      /** The HTTPS admin listener: REST API under /api/v1 and the web admin, on the FTPS certificate. */
+      enabled: z.boolean().default(true),
+      /** Keep it on loopback or a management network. */
+      host: z.string().min(1).default('127.0.0.1'),
+      port: port.default(8443),
+      /** A login token (API or web admin) unused for this long expires. */
+      tokenIdleTimeoutMs: ms.default(900_000),
+      /** A login token expires this long after the login, however much it is used. */
+      tokenMaxAgeMs: ms.default(28_800_000),
+      /** Largest request body; a larger one gets 413 before it is read. */
+      bodyLimitBytes: positiveInt.default(262_144),
+      /** Delay before a failed admin login is answered. */
+      failedLoginDelayMs: nonNegativeInt.default(1_000),
+      /** Completed transfers kept in memory for the dashboard. */
+      recentTransfers: positiveInt.default(50),
+      /** Most records one audit search returns (newest first). */
+      auditSearchMaxResults: positiveInt.default(1_000),
     }),
     metrics: section({
       enabled: z.boolean().default(false),

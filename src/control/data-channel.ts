@@ -52,7 +52,18 @@ function parsedOverrides(overrides: AddressOverrides): Array<{ networks: CidrSet
   return parsed;
 }
 
-type Active = { controller: AbortController; done: Promise<void> };
+type Active = { controller: AbortController; done: Promise<void>; watch: TransferWatch | null };
+
+/** What a running transfer shows to the admin's session list: the file, its size when known, bytes so far. */
+export interface TransferWatch {
+  direction: TransferDirection;
+  path: string;
+  /** Bytes expected (a download's file size from its offset); null for uploads. */
+  size: number | null;
+  /** Kept up to date by the transfer loop. */
+  progress: { bytes: number };
+  startedAt: number;
+}
 
 type ProxySettings = Config['proxyProtocol'];
 const balancerCache = new WeakMap<ProxySettings, { balancers: CidrSet; headerTimeoutMs: number } | null>();
@@ -86,6 +97,11 @@ export class DataChannel {
 
   get busy(): boolean {
     return this.#active !== null;
+  }
+
+  /** The running transfer, when its command described it (RETR, STOR, APPE, STOU); null otherwise. */
+  get current(): Readonly<TransferWatch> | null {
+    return this.#active?.watch ?? null;
   }
 
   /** PASV/EPSV: opens a fresh one-shot listener, replacing any previous one. */
@@ -200,14 +216,19 @@ export class DataChannel {
    * `work`, or 425/426). ABOR and session end abort it through the signal. `direction` picks the data connection's TLS
    * path (see startTlsDataConnection).
    */
-  async transfer(direction: TransferDirection, preliminary: string, work: (conn: DataConnection, signal: AbortSignal) => Promise<Reply>): Promise<Reply> {
+  async transfer(
+    direction: TransferDirection,
+    preliminary: string,
+    work: (conn: DataConnection, signal: AbortSignal) => Promise<Reply>,
+    watch?: Omit<TransferWatch, 'direction' | 'startedAt'>,
+  ): Promise<Reply> {
     const s = this.#session;
     const listener = this.#pending;
     if (listener === null) throw new FtpError(425, 'Use PASV or EPSV first', { reason: 'no_data_connection' });
     this.#pending = null;
     const controller = new AbortController();
     let finish!: () => void;
-    this.#active = { controller, done: new Promise((r) => (finish = r)) };
+    this.#active = { controller, done: new Promise((r) => (finish = r)), watch: watch === undefined ? null : { ...watch, direction, startedAt: Date.now() } };
     try {
       s.send({ code: 150, text: preliminary });
       let conn: DataConnection;

@@ -45,6 +45,8 @@ export interface MetricsSink {
   dataConnection(result: DataConnectionResult): void;
   transfer(direction: TransferDirection, result: TransferResult, bytes: number): void;
   passiveExhausted(): void;
+  /** One HTTP request sent to an S3 store (retries included), by operation: PutObject, HeadObject, ListObjectsV2... */
+  s3Request(op: string): void;
 }
 
 export const noMetrics: MetricsSink = {
@@ -57,4 +59,5 @@ export const noMetrics: MetricsSink = {
   dataConnection() {},
   transfer() {},
   passiveExhausted() {},
+  s3Request() {},
 };

@@ -39,6 +39,7 @@ export class PrometheusMetrics implements MetricsSink {
   readonly #transfers: Counter<'direction' | 'result'>;
   readonly #transferBytes: Counter<'direction' | 'result'>;
   readonly #passiveExhausted: Counter;
+  readonly #s3Requests: Counter<'op'>;
 
   constructor() {
     const registers = [this.registry];
@@ -57,6 +58,7 @@ export class PrometheusMetrics implements MetricsSink {
     this.#transfers = new Counter({ name: name('transfers_total'), help: 'Transfers by direction and result', labelNames: ['direction', 'result'], registers });
     this.#transferBytes = new Counter({ name: name('transfer_bytes_total'), help: 'Bytes moved on data connections, by direction and result', labelNames: ['direction', 'result'], registers });
     this.#passiveExhausted = new Counter({ name: name('passive_ports_exhausted_total'), help: 'PASV/EPSV requests that found no free port in the range', registers });
+    this.#s3Requests = new Counter({ name: name('s3_requests_total'), help: 'HTTP requests sent to S3 stores (retries included), by operation', labelNames: ['op'], registers });
 
     const source = () => this.#source;
     new Gauge({ name: name('passive_ports_in_use'), help: 'Passive ports bound right now', registers, collect() { this.set(source()?.passivePortsInUse() ?? 0); } });
@@ -126,6 +128,10 @@ export class PrometheusMetrics implements MetricsSink {
 
   passiveExhausted(): void {
     this.#passiveExhausted.inc();
+  }
+
+  s3Request(op: string): void {
+    this.#s3Requests.inc({ op });
   }
 
   /** The text exposition format, for GET /metrics. */

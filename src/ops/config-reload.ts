@@ -46,6 +46,10 @@ const RUNTIME_KEYS: readonly string[] = [
   'events.keepDeliveredMs',
   'activeMode.',
   'shutdown.',
+  'admin.tokenIdleTimeoutMs',
+  'admin.tokenMaxAgeMs',
+  'admin.failedLoginDelayMs',
+  'admin.auditSearchMaxResults',
 ];
 
 /** Bound at start even inside a section that otherwise reloads. */

@@ -71,12 +71,12 @@ export function canonical(v: unknown): string {
  * Plans against the store as it is inside the transaction and, unless dryRun, applies the plan there: folders and
  * groups before the users that use them, deletions of users before the groups and folders they used.
  */
-export async function applyPartnerFile(store: Store, file: PartnerFile, opts: { actor: string; dryRun: boolean; now?: number }): Promise<PlannedChange[]> {
+export async function applyPartnerFile(store: Store, file: PartnerFile, opts: { actor: string; dryRun: boolean; now?: number; ip?: string }): Promise<PlannedChange[]> {
   const now = opts.now ?? Date.now();
   if (opts.dryRun) return planChanges(await loadPartners(store.db), file, await loadEventHooks(store.db));
   return store.db.transaction().execute(async (trx) => {
     const plan = planChanges(await loadPartners(trx), file, await loadEventHooks(trx));
-    await execute(trx, plan, opts.actor, now);
+    await execute(trx, plan, opts.actor, now, opts.ip);
     return plan;
   });
 }
@@ -94,7 +94,8 @@ const ORDER: Array<[PlannedChange['action'][], EntityKind]> = [
   [['delete'], 'folder'],
 ];
 
-export async function execute(db: Kysely<Database>, plan: readonly PlannedChange[], actor: string, now: number): Promise<void> {
+/** `ip`: the address the change came from (admin API), recorded with each change. */
+export async function execute(db: Kysely<Database>, plan: readonly PlannedChange[], actor: string, now: number, ip?: string): Promise<void> {
   for (const [actions, kind] of ORDER) {
     for (const c of plan.filter((p) => p.kind === kind && actions.includes(p.action))) {
       if (kind === 'event_action' || kind === 'event_rule') await executeHook(db, c, now);
@@ -102,7 +103,7 @@ export async function execute(db: Kysely<Database>, plan: readonly PlannedChange
       else if (kind === 'user') await putUser(db, c.after as UserSpec, now);
       else if (kind === 'group') await putGroup(db, c.after as GroupSpec, now);
       else await putFolder(db, c.after as FolderSpec, now);
-      await recordChange(db, { actor, action: c.label ?? c.action, entityKind: kind, entityName: c.name, before: c.before && secretFree(c.before), after: c.after && secretFree(c.after) }, now);
+      await recordChange(db, { actor, action: c.label ?? c.action, entityKind: kind, entityName: c.name, before: c.before && secretFree(c.before), after: c.after && secretFree(c.after), ...(ip === undefined ? {} : { ip }) }, now);
     }
   }
 }

@@ -6,7 +6,8 @@ import { readUsersFile, type UserRecord } from '../auth/users-file.js';
 import { permissionNames, type Permission } from '../config/schema.js';
 import { readBanFile } from '../defender/ban-file.js';
 import { saveBanChanges } from '../store/ban-repo.js';
-import { getMeta, setMeta } from '../store/change-log.js';
+import { countAccounts, insertAccount } from '../store/admin-repo.js';
+import { getMeta, recordChange, setMeta } from '../store/change-log.js';
 import type { Store } from '../store/open-store.js';
 import type { UserSpec } from '../store/partner-model.js';
 import { loadPartners, userNames } from '../store/partner-repo.js';
@@ -88,5 +89,21 @@ export async function ensureDemoUser(store: Store, demoHome: string): Promise<st
     policy: {},
   };
   await store.db.transaction().execute((trx) => execute(trx, [{ action: 'create', kind: 'user', name: 'demo', keys: [], after: demo }], 'system:first-start', Date.now()));
+  return password;
+}
+
+/**
+ * With no admin account at all, one account `admin` (role admin) with a random one-time password, returned once: the
+ * web admin and the API ask for a new password at its first login.
+ */
+export async function ensureFirstAdmin(store: Store): Promise<string | null> {
+  if ((await countAccounts(store.db)) > 0) return null;
+  const password = randomBytes(12).toString('base64url');
+  const hash = await argon2.hash(password, HASH_PARAMS);
+  const now = Date.now();
+  await store.db.transaction().execute(async (trx) => {
+    await insertAccount(trx, { name: 'admin', role: 'admin', passwordHash: hash, mustChangePassword: true }, now);
+    await recordChange(trx, { actor: 'system:first-start', action: 'create', entityKind: 'admin', entityName: 'admin', after: { role: 'admin', mustChangePassword: true } }, now);
+  });
   return password;
 }

@@ -32,9 +32,10 @@ export interface RetentionReport {
 }
 
 /** Deletes what retention says is due (or, with dryRun, only says so). */
-export async function runRetention(store: Store, opts: { resolve: (p: string) => string; partialMaxAgeMs: number; dryRun: boolean; now?: number; actor?: string }): Promise<RetentionReport> {
+export async function runRetention(store: Store, opts: { resolve: (p: string) => string; partialMaxAgeMs: number; dryRun: boolean; now?: number; actor?: string; ip?: string }): Promise<RetentionReport> {
   const now = opts.now ?? Date.now();
   const actor = opts.actor ?? 'system:retention';
+  const from = opts.ip === undefined ? {} : { ip: opts.ip };
   const set = await loadPartners(store.db);
   const report: RetentionReport = { deleted: [], partialsRemoved: [] };
   for (const loc of allLocations(set, opts.resolve)) {
@@ -50,7 +51,7 @@ export async function runRetention(store: Store, opts: { resolve: (p: string) =>
           report.partialsRemoved.push(f.path);
           if (!opts.dryRun) {
             await unlink(f.path).catch(() => undefined);
-            await recordChange(store.db, { actor, action: 'partial_expired', entityKind: 'file', entityName: f.path, before: { scope: loc.scope, size: f.size, modified: new Date(f.mtimeMs).toISOString() } }, now);
+            await recordChange(store.db, { actor, action: 'partial_expired', entityKind: 'file', entityName: f.path, before: { scope: loc.scope, size: f.size, modified: new Date(f.mtimeMs).toISOString() }, ...from }, now);
           }
         }
         continue;
@@ -69,7 +70,7 @@ export async function runRetention(store: Store, opts: { resolve: (p: string) =>
       }
       seen.delete(f.path);
       await addUsage(store.db, loc.scope, { bytes: -f.size, files: -1 }, now);
-      await recordChange(store.db, { actor, action: 'retention_delete', entityKind: 'file', entityName: f.path, before: { folder: loc.mount.folder, scope: loc.scope, size: f.size, since: deletion.since, ageDays: deletion.ageDays } }, now);
+      await recordChange(store.db, { actor, action: 'retention_delete', entityKind: 'file', entityName: f.path, before: { folder: loc.mount.folder, scope: loc.scope, size: f.size, since: deletion.since, ageDays: deletion.ageDays }, ...from }, now);
     }
     // Marks of files deleted or moved away are of no further use.
     if (!opts.dryRun) await dropDownloadMarks(store.db, [...marks.keys()].filter((p) => !seen.has(p)));

@@ -2,7 +2,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { z } from 'zod';
 import { cidr, permissionNames } from '../config/schema.js';
 import { ConfigError } from '../config/load.js';
-import { POLICY_KEYS, type FolderSpec, type OwnerSpec, type PartnerSet, type PolicySpec, type UserSpec } from '../store/partner-model.js';
+import { POLICY_KEYS, type FolderSpec, type GroupSpec, type OwnerSpec, type PartnerSet, type PolicySpec, type UserSpec } from '../store/partner-model.js';
 import { formatPerms } from '../store/partner-repo.js';
 import type { EventHooks } from '../store/event-model.js';
 import { checkHooks, eventsSectionSchema, formatHooks, hooksFromSection } from './event-hooks-file.js';
@@ -52,37 +52,31 @@ const ownerShape = {
   policy: policySchema.default({}),
 };
 
+const folderEntrySchema = z
+  .object({
+    path: z.string().min(1),
+    description: z.string().default(''),
+    quota: z.object({ bytes: count.optional(), files: count.optional() }).strict().default({}),
+    retention: z.object({ maxAgeDays: days.optional(), afterDownload: z.boolean().default(false) }).strict().default({ afterDownload: false }),
+  })
+  .strict();
+const groupEntrySchema = z.object(ownerShape).strict();
+const userEntrySchema = z
+  .object({
+    ...ownerShape,
+    /** argon2 hash; absent keeps the user's current password. */
+    password: z.string().startsWith('$argon2', 'must be an argon2 hash (set passwords with `ftpsd user passwd`)').optional(),
+    groups: z.array(z.string()).default([]),
+    disabled: z.boolean().default(false),
+    expiresAt: time.nullable().default(null),
+  })
+  .strict();
+
 const fileSchema = z
   .object({
-    folders: z
-      .record(
-        z.string().regex(NAME, 'folder names use letters, digits and . _ @ -'),
-        z
-          .object({
-            path: z.string().min(1),
-            description: z.string().default(''),
-            quota: z.object({ bytes: count.optional(), files: count.optional() }).strict().default({}),
-            retention: z.object({ maxAgeDays: days.optional(), afterDownload: z.boolean().default(false) }).strict().default({ afterDownload: false }),
-          })
-          .strict(),
-      )
-      .default({}),
-    groups: z.record(z.string().regex(NAME, 'group names use letters, digits and . _ @ -'), z.object(ownerShape).strict()).default({}),
-    users: z
-      .record(
-        z.string().regex(NAME, 'user names use letters, digits and . _ @ -'),
-        z
-          .object({
-            ...ownerShape,
-            /** argon2 hash; absent keeps the user's current password. */
-            password: z.string().startsWith('$argon2', 'must be an argon2 hash (set passwords with `ftpsd user passwd`)').optional(),
-            groups: z.array(z.string()).default([]),
-            disabled: z.boolean().default(false),
-            expiresAt: time.nullable().default(null),
-          })
-          .strict(),
-      )
-      .default({}),
+    folders: z.record(z.string().regex(NAME, 'folder names use letters, digits and . _ @ -'), folderEntrySchema).default({}),
+    groups: z.record(z.string().regex(NAME, 'group names use letters, digits and . _ @ -'), groupEntrySchema).default({}),
+    users: z.record(z.string().regex(NAME, 'user names use letters, digits and . _ @ -'), userEntrySchema).default({}),
     /** Event hooks; absent: the store's rules and actions are left as they are. */
     events: eventsSectionSchema.optional(),
   })
@@ -104,30 +98,56 @@ export function parsePartnerFile(text: string, source: string): PartnerFile {
     throw new ConfigError(`${source} is not valid YAML`, [(err as Error).message.split('\n')[0] ?? '']);
   }
   const parsed = fileSchema.safeParse(raw);
-  if (!parsed.success) throw new ConfigError(`${source} is invalid; nothing was changed`, parsed.error.issues.map((i) => `${issuePath(i.path)}: ${i.message}`));
+  if (!parsed.success) throw new ConfigError(`${source} is invalid; nothing was changed`, parsed.error.issues.map((i) => `${issuePath(i.path)}: ${issueMessage(i)}`));
   const data = parsed.data;
   const set: PartnerSet = { users: {}, groups: {}, folders: {} };
   const keepPassword = new Set<string>();
-  for (const [name, f] of Object.entries(data.folders)) {
-    set.folders[name] = {
-      name,
-      path: f.path,
-      description: f.description,
-      quotaBytes: f.quota.bytes ?? null,
-      quotaFiles: f.quota.files ?? null,
-      retentionMaxAgeDays: f.retention.maxAgeDays ?? null,
-      retentionAfterDownload: f.retention.afterDownload,
-    };
-  }
+  for (const [name, f] of Object.entries(data.folders)) set.folders[name] = folderFromEntry(name, f);
   for (const [name, g] of Object.entries(data.groups)) set.groups[name] = { name, ...owner(g) };
   for (const [name, u] of Object.entries(data.users)) {
     if (u.password === undefined) keepPassword.add(name);
-    set.users[name] = { name, ...owner(u), passwordHash: u.password ?? null, groups: u.groups, disabled: u.disabled, expiresAt: u.expiresAt };
+    set.users[name] = userFromEntry(name, u);
   }
   const events = data.events === undefined ? undefined : hooksFromSection(data.events);
   const problems = [...crossCheck(set), ...(events === undefined ? [] : checkHooks(events, { users: new Set(Object.keys(set.users)), groups: new Set(Object.keys(set.groups)) }))];
   if (problems.length > 0) throw new ConfigError(`${source} is invalid; nothing was changed`, problems);
   return { set, keepPassword, ...(events === undefined ? {} : { events }) };
+}
+
+export type EntryKind = 'folder' | 'group' | 'user';
+export type EntityOf<K extends EntryKind> = K extends 'folder' ? FolderSpec : K extends 'group' ? GroupSpec : UserSpec;
+
+/**
+ * One folder, group or user written as in a partners file (without its name, which is the key there), checked by the
+ * same rules; problems are named as the file would name them ("users.acme.permissions./inbox: ..."). A user's
+ * `password` must be absent: the caller sets the hash. Names used in it are not checked here (see crossCheck).
+ */
+export function parseEntry<K extends EntryKind>(kind: K, name: string, raw: unknown): { ok: true; entity: EntityOf<K> } | { ok: false; problems: string[] } {
+  const where = `${kind}s.${name}`;
+  const nameProblem = NAME.test(name) ? [] : [`${where}: ${kind} names use letters, digits and . _ @ - (at most 64)`];
+  const schema = kind === 'folder' ? folderEntrySchema : kind === 'group' ? groupEntrySchema : userEntrySchema.omit({ password: true });
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) return { ok: false, problems: [...nameProblem, ...parsed.error.issues.map((i) => `${where}${i.path.length === 0 ? '' : `.${issuePath(i.path)}`}: ${issueMessage(i)}`)] };
+  if (nameProblem.length > 0) return { ok: false, problems: nameProblem };
+  const data = parsed.data as never;
+  const entity = kind === 'folder' ? folderFromEntry(name, data) : kind === 'group' ? { name, ...owner(data) } : userFromEntry(name, data);
+  return { ok: true, entity: entity as EntityOf<K> };
+}
+
+function folderFromEntry(name: string, f: z.infer<typeof folderEntrySchema>): FolderSpec {
+  return {
+    name,
+    path: f.path,
+    description: f.description,
+    quotaBytes: f.quota.bytes ?? null,
+    quotaFiles: f.quota.files ?? null,
+    retentionMaxAgeDays: f.retention.maxAgeDays ?? null,
+    retentionAfterDownload: f.retention.afterDownload,
+  };
+}
+
+function userFromEntry(name: string, u: Omit<z.infer<typeof userEntrySchema>, 'password'> & { password?: string }): UserSpec {
+  return { name, ...owner(u), passwordHash: u.password ?? null, groups: u.groups, disabled: u.disabled, expiresAt: u.expiresAt };
 }
 
 function owner(o: z.infer<z.ZodObject<typeof ownerShape>>): Omit<OwnerSpec, 'name'> {
@@ -139,7 +159,7 @@ function owner(o: z.infer<z.ZodObject<typeof ownerShape>>): Omit<OwnerSpec, 'nam
 }
 
 /** What a schema cannot see: names that must exist elsewhere in the file. */
-function crossCheck(set: PartnerSet): string[] {
+export function crossCheck(set: PartnerSet): string[] {
   const problems: string[] = [];
   const owners: Array<[string, OwnerSpec]> = [...Object.values(set.groups).map((g) => [`groups.${g.name}`, g] as [string, OwnerSpec]), ...Object.values(set.users).map((u) => [`users.${u.name}`, u] as [string, OwnerSpec])];
   for (const [where, o] of owners) {
@@ -154,6 +174,12 @@ function crossCheck(set: PartnerSet): string[] {
     if (new Set(u.groups).size !== u.groups.length) problems.push(`users.${u.name}.groups: lists a group twice`);
   }
   return problems;
+}
+
+/** A record key's own check says what is wrong with it ("must be an absolute virtual path"), not zod's "Invalid key". */
+function issueMessage(i: z.core.$ZodIssue): string {
+  if (i.code === 'invalid_key') return i.issues.map((k) => k.message).join('; ') || i.message;
+  return i.message;
 }
 
 function issuePath(path: readonly PropertyKey[]): string {
@@ -175,7 +201,7 @@ export function formatPartnerFile(set: PartnerSet, header = true, hooks?: EventH
   return header ? `# ftpsd partners: apply with \`ftpsd apply -f FILE\`; see docs/admin-guide.md ("Partners file").\n${body}` : body;
 }
 
-function folderOut(f: FolderSpec): Record<string, unknown> {
+export function folderOut(f: FolderSpec): Record<string, unknown> {
   const out: Record<string, unknown> = { path: f.path };
   if (f.description !== '') out.description = f.description;
   const quota = { ...(f.quotaBytes === null ? {} : { bytes: f.quotaBytes }), ...(f.quotaFiles === null ? {} : { files: f.quotaFiles }) };
@@ -186,7 +212,7 @@ function folderOut(f: FolderSpec): Record<string, unknown> {
   return out;
 }
 
-function ownerOut(o: OwnerSpec): Record<string, unknown> {
+export function ownerOut(o: OwnerSpec): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (o.description !== '') out.description = o.description;
   if (o.home !== null) out.home = o.home;
@@ -202,7 +228,7 @@ function ownerOut(o: OwnerSpec): Record<string, unknown> {
   return out;
 }
 
-function userOut(u: UserSpec): Record<string, unknown> {
+export function userOut(u: UserSpec): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (u.passwordHash !== null) out.password = u.passwordHash;
   if (u.groups.length > 0) out.groups = u.groups;

@@ -1,6 +1,6 @@
 import type { UsageLedger } from '../storage/quota-upload.js';
 import type { Store } from '../store/open-store.js';
-import { addUsage, findUsage, markDownloaded, reserveUsage, setUsage, type Usage } from '../store/quota-repo.js';
+import { addUsage, findUsage, markDownloaded, reserveUsage, setUsage, usageAdder, type Usage } from '../store/quota-repo.js';
 import { countUsage } from './locations.js';
 
 /**
@@ -8,6 +8,7 @@ import { countUsage } from './locations.js';
  * `count` (which also knows S3 folders).
  */
 export function storeLedger(store: Store, count: (root: string) => Promise<Usage> = countUsage): UsageLedger {
+  const add = usageAdder(store);
   return {
     async usage(scope, root) {
       const known = await findUsage(store.db, scope);
@@ -16,9 +17,10 @@ export function storeLedger(store: Store, count: (root: string) => Promise<Usage
       await setUsage(store.db, scope, counted);
       return counted;
     },
+    // Without a journal to write along, the usage change is one prepared statement (usageAdder).
     add: (scope, delta, also) =>
       also === undefined
-        ? addUsage(store.db, scope, delta)
+        ? add(scope, delta)
         : store.db.transaction().execute(async (trx) => {
             await addUsage(trx, scope, delta);
             await also(trx);

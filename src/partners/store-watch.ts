@@ -52,7 +52,7 @@ export class StoreWatch {
       if ((await latestChangeId(this.#o.store.db)) <= this.#cursor) return;
       const changes = await changesSince(this.#o.store.db, this.#cursor);
       for (const c of changes) {
-        this.#o.audit('store_change', { changeId: c.id, at: new Date(c.at).toISOString(), actor: c.actor, action: c.action, kind: c.entityKind, name: c.entityName, before: c.before, after: c.after });
+        this.#o.audit('store_change', { changeId: c.id, at: new Date(c.at).toISOString(), actor: c.actor, ...(c.ip === undefined ? {} : { ip: c.ip }), action: c.action, kind: c.entityKind, name: c.entityName, before: c.before, after: c.after });
       }
       const last = changes.at(-1);
       if (last !== undefined) {

@@ -67,6 +67,15 @@ export interface StagedUpload {
 /** A store write that belongs to a commit (the upload's event): done in the same transaction as its quota count. */
 export type CommitJournal = (trx: unknown, result: UploadResult) => Promise<void>;
 
+/** What the caller knows about an upload when it opens it. */
+export interface OpenUploadOptions {
+  /**
+   * A pre-commit check may run at commit (a rule on upload_check matches the user and path). A backend that cannot
+   * read back what it received before commit (S3: the parts of a multipart upload) keeps a private local copy for it.
+   */
+  mayCheck?: boolean;
+}
+
 export interface CommitOptions {
   /** Runs on the complete bytes before they become visible; a throw refuses the upload and nothing is stored. */
   check?(staged: StagedUpload): Promise<void>;
@@ -87,6 +96,11 @@ export interface Upload {
    * received so far stay under the hidden partial name so `REST` can continue them.
    */
   abort(keepPartial: boolean): Promise<void>;
+  /**
+   * What the upload replaces, as found when it was opened: the size of the file already there, or null when the
+   * name was free. Left undefined by a backend that does not look (the caller then asks `stat`).
+   */
+  readonly replaced?: { size: number } | null;
 }
 
 /**
@@ -118,7 +132,7 @@ export interface StorageSession {
   setMtime(path: string, mtime: Date): Promise<void>;
   /** Readable of the file from `offset`, reading `chunkBytes` at a time. */
   openRead(path: string, offset: number, chunkBytes: number): Promise<Readable>;
-  openUpload(path: string, mode: UploadMode, chunkBytes: number): Promise<Upload>;
+  openUpload(path: string, mode: UploadMode, chunkBytes: number, options?: OpenUploadOptions): Promise<Upload>;
   /** A name in `dir` that does not exist yet, for STOU. */
   uniqueName(dir: string, hint: string): Promise<string>;
   /** SHA-256 (hex) of a stored file, for HASH. */

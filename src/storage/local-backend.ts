@@ -110,7 +110,7 @@ class LocalStorage implements LocalStorageSession {
     await this.#inParent(path, 'mkdir', 'Directory', async (dir, name) => {
       await mkdir(dir.at(name));
       try {
-        await dir.recheck('mkdir', path);
+        dir.recheck('mkdir', path);
       } catch (err) {
         // Created in a directory moved out of the home meanwhile: taken back.
         await rmdir(dir.at(name)).catch(() => undefined);
@@ -128,7 +128,7 @@ class LocalStorage implements LocalStorageSession {
         if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' || !(await this.#removeKeptPartials(dir, name, path))) throw err;
         await rmdir(dir.at(name));
       }
-      await dir.recheck('rmdir', path);
+      dir.recheck('rmdir', path);
     });
   }
 
@@ -153,7 +153,7 @@ class LocalStorage implements LocalStorageSession {
     await this.#inParent(path, 'delete', 'File', async (dir, name) => {
       if ((await lstat(dir.at(name))).isDirectory()) throw new FtpError(550, 'Is a directory', { reason: 'is_dir' });
       await unlink(dir.at(name));
-      await dir.recheck('delete', path);
+      dir.recheck('delete', path);
     });
   }
 
@@ -175,8 +175,8 @@ class LocalStorage implements LocalStorageSession {
       // The target's parent must exist: rename fails with ENOENT (550) otherwise, nothing is created on the way.
       await rename(src.at(a), dst.at(b));
       try {
-        await src.recheck('rename', from);
-        await dst.recheck('rename', to);
+        src.recheck('rename', from);
+        dst.recheck('rename', to);
       } catch (err) {
         await rename(dst.at(b), src.at(a)).catch(() => undefined);
         throw err;

@@ -65,7 +65,8 @@ export async function openLocalUpload(target: UploadTarget, mode: UploadMode, op
     // A kept prefix (REST, APPE) is hashed by the worker from the file itself, like the bytes that follow.
     const digest = options.digests.job(file.fd);
     digest.extend(prefix);
-    return new LocalUpload({ file, digest, prefix, dir, name: target.name, vpath: target.vpath, temp, partial: partialName(target.name), options });
+    const replaced = target.existing === null ? null : { size: target.existing.size };
+    return new LocalUpload({ file, digest, prefix, dir, name: target.name, vpath: target.vpath, temp, partial: partialName(target.name), replaced, options });
   } catch (err) {
     await file?.close().catch(() => undefined);
     if (temp !== null) await removeQuietly(dir.at(temp));
@@ -75,7 +76,7 @@ export async function openLocalUpload(target: UploadTarget, mode: UploadMode, op
 }
 
 /** In place (atomicUploads off): the target itself, never followed if a symlink was swapped in. */
-async function openInPlace(target: UploadTarget, mode: UploadMode, check: () => Promise<void>): Promise<{ file: FileHandle; prefix: number }> {
+async function openInPlace(target: UploadTarget, mode: UploadMode, check: () => void): Promise<{ file: FileHandle; prefix: number }> {
   // O_NONBLOCK: opening a FIFO swapped in meanwhile fails instead of blocking a thread-pool thread; no effect on files.
   // No O_TRUNC: a replaced file is cut only once its directory has been checked again.
   const flags = O_RDWR | O_NOFOLLOW | O_NONBLOCK | (mode.kind === 'resume' ? 0 : O_CREAT);
@@ -84,7 +85,7 @@ async function openInPlace(target: UploadTarget, mode: UploadMode, check: () => 
   }
   const file = await open(target.dir.at(target.name), flags, NEW_FILE_MODE);
   const prefix = await closingOnError(file, async () => {
-    await check();
+    check();
     switch (mode.kind) {
       case 'replace':
         await regularSize(file);
@@ -99,11 +100,11 @@ async function openInPlace(target: UploadTarget, mode: UploadMode, check: () => 
   return { file, prefix };
 }
 
-async function openTemp(temp: string, target: UploadTarget, mode: UploadMode, check: () => Promise<void>): Promise<{ file: FileHandle; prefix: number }> {
+async function openTemp(temp: string, target: UploadTarget, mode: UploadMode, check: () => void): Promise<{ file: FileHandle; prefix: number }> {
   const { dir, existing } = target;
   const create = async (): Promise<FileHandle> => {
     const file = await open(dir.at(temp), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, NEW_FILE_MODE);
-    await closingOnError(file, check);
+    await closingOnError(file, async () => check());
     return file;
   };
   switch (mode.kind) {
@@ -122,7 +123,7 @@ async function openTemp(temp: string, target: UploadTarget, mode: UploadMode, ch
     case 'resume': {
       if (await claimPartial(dir, partialName(target.name), temp, mode.offset)) {
         const file = await open(dir.at(temp), O_RDWR | O_NOFOLLOW);
-        return { file, prefix: await closingOnError(file, async () => (await check(), cutAt(file, mode.offset))) };
+        return { file, prefix: await closingOnError(file, async () => (check(), cutAt(file, mode.offset))) };
       }
       if (existing === null || existing.size < mode.offset) throw new FtpError(554, INVALID_REST, { reason: 'invalid_rest' });
       const file = await create();
@@ -199,11 +200,13 @@ interface LocalUploadParts {
   temp: string | null;
   partial: string;
   vpath: string;
+  replaced: { size: number } | null;
   options: UploadOptions;
 }
 
 class LocalUpload implements Upload {
   readonly stream: HashingFileWriter;
+  readonly replaced: { size: number } | null;
   readonly #p: LocalUploadParts;
   #phase: Phase = 'open';
   #fileClosed = false;
@@ -211,6 +214,7 @@ class LocalUpload implements Upload {
 
   constructor(parts: LocalUploadParts) {
     this.#p = parts;
+    this.replaced = parts.replaced;
     this.stream = new HashingFileWriter(parts.file, parts.digest, parts.prefix, parts.options.chunkBytes);
   }
 
@@ -229,21 +233,22 @@ class LocalUpload implements Upload {
       [sha256] = await Promise.all([digest.digest(), options.fsync ? file.sync() : undefined]);
       await this.#closeFile();
       if (commitOptions?.check !== undefined) await this.#check(commitOptions.check, sha256);
-      // The directory is checked right before the rename and right after it: a move of the directory out of the
-      // home in between is caught, and the file it took along is removed again.
-      await dir.recheck('upload', vpath);
+      // The directory is checked right before the rename and right after it (each a readlink on the event loop, no
+      // thread-pool trip): a move of the directory out of the home in between is caught, and the file it took along
+      // is removed again.
+      dir.recheck('upload', vpath);
       if (temp !== null) {
         // rename(2) over a directory fails with EISDIR/ENOTEMPTY: the target is refused with 550 and the temp removed.
         await rename(dir.at(temp), dir.at(name));
         try {
-          await dir.recheck('upload', vpath);
+          dir.recheck('upload', vpath);
         } catch (err) {
           await removeQuietly(dir.at(name));
           throw err;
         }
-        if (options.fsync) await dir.sync();
-        // A partial kept from an earlier attempt is stale now that the whole file is stored.
-        await removeQuietly(dir.at(this.#p.partial));
+        // A partial kept from an earlier attempt is stale now that the whole file is stored; removed while the
+        // directory is synced (either order is safe: a stale partial that comes back after a crash is only hidden).
+        await Promise.all([options.fsync ? dir.sync() : undefined, removeQuietly(dir.at(this.#p.partial))]);
       }
     } catch (err) {
       this.#phase = 'aborted';
@@ -327,7 +332,7 @@ function destroyAndWait(stream: HashingFileWriter): Promise<void> {
 }
 
 /** rename, or copy and remove across file systems (a quarantine folder on another disk). */
-async function moveFile(from: string, to: string): Promise<void> {
+export async function moveFile(from: string, to: string): Promise<void> {
   try {
     await rename(from, to);
   } catch (err) {

@@ -3,7 +3,7 @@ import type { AccessView, Located } from '../access/access-view.js';
 import type { EffectiveMount } from '../access/effective.js';
 import { FtpError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { FILE_RANGE, type FileInfo, type Listing, type StorageSession, type Upload, type UploadMode } from './backend.js';
+import { FILE_RANGE, type FileInfo, type Listing, type OpenUploadOptions, type StorageSession, type Upload, type UploadMode } from './backend.js';
 import { QuotaUpload, type UsageLedger } from './quota-upload.js';
 import { joinLocation } from './s3-place.js';
 import { resolveVirtualPath, virtualBaseName, type PathLimits } from './virtual-path.js';
@@ -166,16 +166,19 @@ export class MountedStorage implements StorageSession {
     return stream;
   }
 
-  async openUpload(path: string, mode: UploadMode, chunkBytes: number): Promise<Upload> {
+  async openUpload(path: string, mode: UploadMode, chunkBytes: number, options?: OpenUploadOptions): Promise<Upload> {
     this.#refuseStructural(path, 'Cannot upload');
     const at = this.#locate(path);
     const ledger = this.#o.ledger;
-    const existing = await at.backend.stat(at.rel).catch(() => null);
-    const oldSize = existing?.type === 'file' ? existing.size : 0;
-    const isNew = existing === null;
     const m = at.mount;
+    const limited = ledger !== null && (m.quotaBytes !== null || m.quotaFiles !== null);
+    // Without a quota to check before the first byte, the backend's own look at the target (when it says) tells
+    // what the upload replaces: one stat less per upload.
+    const existing = limited ? await at.backend.stat(at.rel).catch(() => null) : undefined;
+    let oldSize = existing?.type === 'file' ? existing.size : 0;
+    let isNew = existing === null;
     let capBytes: number | null = null;
-    if (ledger !== null && (m.quotaBytes !== null || m.quotaFiles !== null)) {
+    if (limited && ledger !== null) {
       const used = await ledger.usage(m.scope, this.#root(m));
       // Checked before the first byte: a full folder refuses at once (RFC 959 552: exceeded storage allocation).
       if (m.quotaFiles !== null && isNew && used.files >= m.quotaFiles) throw quotaError(m, 'files');
@@ -186,10 +189,14 @@ export class MountedStorage implements StorageSession {
         if (capBytes <= 0) throw quotaError(m, 'bytes');
       }
     }
-    const inner = await at.backend.openUpload(at.rel, mode, chunkBytes);
+    const inner = await at.backend.openUpload(at.rel, mode, chunkBytes, options);
     if (ledger === null) return inner;
+    if (!limited) {
+      const replaced = inner.replaced !== undefined ? inner.replaced : await at.backend.stat(at.rel).then((i) => (i.type === 'file' ? i : { size: 0 }), () => null);
+      oldSize = replaced?.size ?? 0;
+      isNew = replaced === null;
+    }
     const kept = mode.kind === 'append' ? oldSize : mode.kind === 'resume' ? mode.offset : 0;
-    const limited = m.quotaBytes !== null || m.quotaFiles !== null;
     return new QuotaUpload(inner, {
       capBytes,
       onCapExceeded: () => quotaError(m, 'bytes'),

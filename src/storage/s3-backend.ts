@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { FtpError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import type { FileInfo, Listing, StorageSession, Upload, UploadMode } from './backend.js';
+import type { FileInfo, Listing, OpenUploadOptions, StorageSession, Upload, UploadMode } from './backend.js';
 import type { S3Clients } from './s3-clients.js';
 import { copyObject } from './s3-copy.js';
 import { isNotFound, s3Status, toS3Error } from './s3-errors.js';
@@ -17,6 +17,12 @@ import { nameProblem, resolveVirtualPath, virtualBaseName, virtualParent, type P
 // Directories are key prefixes; MKD writes a marker object "a/" so an empty directory exists, and a directory exists
 // as long as any key lies below it. What object storage cannot do is refused with a reason: renaming a directory
 // (it would be a copy of every object below it, not atomic) and setting a modification time.
+//
+// Every request is signed, sent and parsed here and served by the store, so a small file's cost is its number of
+// requests. A path is looked at with one ListObjectsV2 (the probe: is it an object, a directory, or neither), and the
+// probes of one command (the permission check, the quota, the upload itself) share that answer for PROBE_REUSE_MS.
+// Directories this session has seen are remembered for storage.s3.dirCacheMs, so an upload does not check its parent
+// each time. On a small file STOR then costs the probe and one PutObject, RETR the probe and one GetObject.
 
 export interface S3StorageOptions {
   /** s3://LOCATION/BUCKET/PREFIX */
@@ -31,6 +37,25 @@ export interface S3StorageOptions {
 const UNIQUE_NUMBERED_TRIES = 100;
 /** What AVBL reports: object storage has no free space to measure (a quota still limits it). */
 const UNBOUNDED_SPACE = Number.MAX_SAFE_INTEGER;
+/**
+ * A probe's answer serves the other probes of the same path for this long: the few milliseconds between the checks of
+ * one command. Any change this session makes drops it at once; a change by another node is seen after at most this.
+ */
+const PROBE_REUSE_MS = 1_000;
+/**
+ * Keys a probe reads. Names that extend the probed one with a character sorting before "/" ("a.bin.1" for "a.bin")
+ * lie between the object and the directory prefix; past this many of them a second request looks for the directory.
+ */
+const PROBE_KEYS = 100;
+/** Directories remembered per session (the oldest is forgotten first). */
+const KNOWN_DIRS_MAX = 256;
+
+type Found = S3Object & { mtime: Date };
+/** What lies at a path: an object, a directory (a marker or keys below it), both, or neither. */
+interface Probe {
+  file: Found | null;
+  dir: boolean;
+}
 
 export function createS3Storage(opts: S3StorageOptions): StorageSession {
   return new S3Storage(opts);
@@ -42,6 +67,10 @@ class S3Storage implements StorageSession {
   readonly #limits: PathLimits;
   readonly #place: S3Place | null;
   readonly #badPlace: FtpError | null = null;
+  /** The latest probe of each path, while it may be reused (PROBE_REUSE_MS). */
+  readonly #probes = new Map<string, { probe: Probe; at: number }>();
+  /** Directories seen to exist, until when they are taken to (storage.s3.dirCacheMs). */
+  readonly #knownDirs = new Map<string, number>();
 
   constructor(opts: S3StorageOptions) {
     this.#o = opts;
@@ -79,8 +108,8 @@ class S3Storage implements StorageSession {
     return resolveVirtualPath(cwd, clientPath, this.#limits);
   }
 
-  /** The object at `path`, or null when there is none (a directory is not an object). */
-  async #head(path: string): Promise<(S3Object & { mtime: Date; metadata: Record<string, string> }) | null> {
+  /** The object at `path` with its metadata (its SHA-256), or null when there is none. */
+  async #head(path: string): Promise<(Found & { metadata: Record<string, string> }) | null> {
     if (path === '/') return null;
     const { client, bucket } = this.#s3;
     try {
@@ -104,23 +133,83 @@ class S3Storage implements StorageSession {
     }
   }
 
+  /**
+   * What lies at `path`, in one request: ListObjectsV2 from the path's key with the delimiter "/" lists the object
+   * itself first (no other key under that prefix sorts before it) and rolls everything below "path/" into one common
+   * prefix, found on the same page unless PROBE_KEYS longer names lie in between.
+   */
+  async #probe(path: string): Promise<Probe> {
+    if (path === '/') return { file: null, dir: true };
+    const kept = this.#probes.get(path);
+    if (kept !== undefined && performance.now() - kept.at <= PROBE_REUSE_MS) return kept.probe;
+    const { client, bucket } = this.#s3;
+    const key = this.#key(path);
+    const dirKey = `${key}/`;
+    let probe: Probe;
+    try {
+      const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: key, Delimiter: '/', MaxKeys: PROBE_KEYS }));
+      const o = page.Contents?.find((c) => c.Key === key);
+      const dir = page.CommonPrefixes?.some((p) => p.Prefix === dirKey) ?? false;
+      probe = {
+        file: o === undefined ? null : { size: o.Size ?? 0, etag: o.ETag ?? '', mtime: o.LastModified ?? new Date(0) },
+        dir: dir || (page.IsTruncated === true && (await this.#isDir(path))),
+      };
+    } catch (err) {
+      throw toS3Error(err);
+    }
+    if (this.#probes.size >= KNOWN_DIRS_MAX) this.#probes.clear();
+    this.#probes.set(path, { probe, at: performance.now() });
+    if (probe.dir) this.#sawDir(path);
+    else if (probe.file !== null) this.#sawDir(virtualParent(path));
+    return probe;
+  }
+
+  /** This session changed what lies at `path` (or below it): no probe of it may be reused. */
+  #changed(path: string): void {
+    this.#probes.delete(path);
+    if (this.#probes.size === 0) return;
+    const below = `${path}/`;
+    for (const p of this.#probes.keys()) if (p.startsWith(below)) this.#probes.delete(p);
+  }
+
+  #sawDir(path: string): void {
+    const ttl = this.#o.clients.settings.dirCacheMs;
+    if (path === '/' || ttl === 0) return;
+    this.#knownDirs.delete(path);
+    if (this.#knownDirs.size >= KNOWN_DIRS_MAX) this.#knownDirs.delete(this.#knownDirs.keys().next().value!);
+    this.#knownDirs.set(path, performance.now() + ttl);
+  }
+
+  #forgetDir(path: string): void {
+    const below = `${path}/`;
+    for (const p of this.#knownDirs.keys()) if (p === path || p.startsWith(below)) this.#knownDirs.delete(p);
+  }
+
+  /**
+   * 550 unless `path` is a directory. One seen within storage.s3.dirCacheMs is not asked about again: if another
+   * node removed it meanwhile, an upload into it brings it back (a directory exists while a key lies below it).
+   */
   async #requireDir(path: string): Promise<void> {
+    if (path === '/') return;
+    const until = this.#knownDirs.get(path);
+    if (until !== undefined && performance.now() < until) return;
     if (!(await this.#isDir(path))) throw new FtpError(550, 'Directory not found', { reason: 'not_found' });
+    this.#sawDir(path);
   }
 
   /** The object at `path`; 550 "Is a directory" or "not found" otherwise. */
-  async #requireFile(path: string): Promise<S3Object & { mtime: Date; metadata: Record<string, string> }> {
-    const head = await this.#head(path);
-    if (head !== null) return head;
-    if (await this.#isDir(path)) throw new FtpError(550, 'Is a directory', { reason: 'is_dir' });
+  async #requireFile(path: string): Promise<Found> {
+    const probe = await this.#probe(path);
+    if (probe.file !== null) return probe.file;
+    if (probe.dir) throw new FtpError(550, 'Is a directory', { reason: 'is_dir' });
     throw new FtpError(550, 'File not found', { reason: 'not_found' });
   }
 
   async stat(path: string): Promise<FileInfo> {
     const name = virtualBaseName(path);
-    const head = await this.#head(path);
-    if (head !== null) return { name, type: 'file', size: head.size, mtime: head.mtime, mode: FILE_MODE, unique: objectUnique(this.#s3.bucket, this.#key(path)) };
-    if (await this.#isDir(path)) return { name, type: 'dir', size: 0, mtime: new Date(), mode: DIR_MODE, unique: objectUnique(this.#s3.bucket, this.#dirKey(path)) };
+    const { file, dir } = await this.#probe(path);
+    if (file !== null) return { name, type: 'file', size: file.size, mtime: file.mtime, mode: FILE_MODE, unique: objectUnique(this.#s3.bucket, this.#key(path)) };
+    if (dir) return { name, type: 'dir', size: 0, mtime: new Date(), mode: DIR_MODE, unique: objectUnique(this.#s3.bucket, this.#dirKey(path)) };
     throw new FtpError(550, 'File not found', { reason: 'not_found' });
   }
 
@@ -130,9 +219,11 @@ class S3Storage implements StorageSession {
     const { listing, empty } = await S3Listing.open({ client, bucket, dirKey: this.#dirKey(path), pageSize: s3.listPageSize, maxNameBytes: this.#limits.maxNameBytes, now: new Date(), log: this.#o.log });
     if (empty && path !== '/') {
       await listing.close();
-      if ((await this.#head(path)) !== null) throw new FtpError(550, 'Not a directory', { reason: 'not_dir' });
+      this.#forgetDir(path);
+      if ((await this.#probe(path)).file !== null) throw new FtpError(550, 'Not a directory', { reason: 'not_dir' });
       throw new FtpError(550, 'Directory not found', { reason: 'not_found' });
     }
+    this.#sawDir(path);
     return listing;
   }
 
@@ -144,9 +235,10 @@ class S3Storage implements StorageSession {
 
   async mkdir(path: string): Promise<void> {
     if (path === '/') throw new FtpError(550, 'Directory already exists', { reason: 'exists' });
-    await this.#requireDir(virtualParent(path));
-    if ((await this.#head(path)) !== null || (await this.#isDir(path))) throw new FtpError(550, 'Directory already exists', { reason: 'exists' });
+    const [, there] = await Promise.all([this.#requireDir(virtualParent(path)), this.#probe(path)]);
+    if (there.file !== null || there.dir) throw new FtpError(550, 'Directory already exists', { reason: 'exists' });
     const { client, bucket } = this.#s3;
+    this.#changed(path);
     try {
       // If-None-Match: a concurrent MKD of the same name gets "exists", as mkdir(2) would give EEXIST.
       await client.send(new PutObjectCommand({ Bucket: bucket, Key: this.#dirKey(path), Body: '', ContentLength: 0, IfNoneMatch: '*' }));
@@ -154,17 +246,20 @@ class S3Storage implements StorageSession {
       if (s3Status(err) === 412) throw new FtpError(550, 'Directory already exists', { reason: 'exists', cause: err });
       throw toS3Error(err, 'Directory');
     }
+    this.#sawDir(path);
   }
 
   async rmdir(path: string): Promise<void> {
     if (path === '/') throw new FtpError(550, 'Cannot remove the home directory', { reason: 'home_dir' });
     const { client, bucket } = this.#s3;
     const dirKey = this.#dirKey(path);
+    this.#changed(path);
+    this.#forgetDir(path);
     try {
       const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: dirKey, MaxKeys: 2 }));
       const keys = (page.Contents ?? []).map((o) => o.Key);
       if (keys.length === 0) {
-        if ((await this.#head(path)) !== null) throw new FtpError(550, 'Not a directory', { reason: 'not_dir' });
+        if ((await this.#probe(path)).file !== null) throw new FtpError(550, 'Not a directory', { reason: 'not_dir' });
         throw new FtpError(550, 'Directory not found', { reason: 'not_found' });
       }
       if (keys.some((k) => k !== dirKey)) throw new FtpError(550, 'Directory not empty', { reason: 'exists' });
@@ -178,6 +273,7 @@ class S3Storage implements StorageSession {
     if (path === '/') throw new FtpError(550, 'Cannot remove the home directory', { reason: 'home_dir' });
     await this.#requireFile(path);
     const { client, bucket } = this.#s3;
+    this.#changed(path);
     try {
       await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: this.#key(path) }));
     } catch (err) {
@@ -200,6 +296,8 @@ class S3Storage implements StorageSession {
     if (await this.#isDir(to)) throw new FtpError(550, 'Is a directory', { reason: 'is_dir' });
     if (from === to) return;
     const { client, bucket } = this.#s3;
+    this.#changed(from);
+    this.#changed(to);
     try {
       await copyObject(client, { bucket, from: this.#key(from), to: this.#key(to), size: source.size, etag: source.etag, metadata: source.metadata });
       await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: this.#key(from) }));
@@ -229,19 +327,38 @@ class S3Storage implements StorageSession {
         if (offset === head.size) return Readable.from([]);
         throw new FtpError(554, INVALID_REST, { reason: 'invalid_rest', cause: err });
       }
-      if (isNotFound(err)) await this.#requireFile(path);
+      if (isNotFound(err)) {
+        this.#changed(path);
+        await this.#requireFile(path);
+      }
       throw toS3Error(err);
     }
   }
 
-  async openUpload(path: string, mode: UploadMode, chunkBytes: number): Promise<Upload> {
+  async openUpload(path: string, mode: UploadMode, chunkBytes: number, options?: OpenUploadOptions): Promise<Upload> {
     if (path === '/') throw new FtpError(550, 'Is a directory', { reason: 'is_dir' });
-    await this.#requireDir(virtualParent(path));
-    const existing = await this.#head(path);
-    if (existing === null && (await this.#isDir(path))) throw new FtpError(550, 'Is a directory', { reason: 'is_dir' });
+    const parent = virtualParent(path);
+    // Usually both answered already: the probe by the command's own checks, the parent by the cache of seen directories.
+    const [, there] = await Promise.all([this.#requireDir(parent), this.#probe(path)]);
+    if (there.file === null && there.dir) throw new FtpError(550, 'Is a directory', { reason: 'is_dir' });
     const { client, bucket } = this.#s3;
     const s3 = this.#o.clients.settings;
-    return openS3Upload({ client, bucket, key: this.#key(path), existing }, mode, { partBytes: Math.max(s3.partBytes, chunkBytes), partConcurrency: s3.partConcurrency, log: this.#o.log });
+    this.#changed(path);
+    const upload = await openS3Upload({ client, bucket, key: this.#key(path), existing: there.file }, mode, { partBytes: Math.max(s3.partBytes, chunkBytes), partConcurrency: s3.partConcurrency, spool: options?.mayCheck === true, log: this.#o.log });
+    return {
+      stream: upload.stream,
+      commit: async (options) => {
+        try {
+          const done = await upload.commit(options);
+          // The object now lies in its directory: that directory exists for as long as the object does.
+          this.#sawDir(parent);
+          return done;
+        } finally {
+          this.#changed(path);
+        }
+      },
+      abort: (keepPartial) => upload.abort(keepPartial),
+    };
   }
 
   async uniqueName(dir: string, hint: string): Promise<string> {
@@ -252,14 +369,20 @@ class S3Storage implements StorageSession {
     for (let i = 0; i <= UNIQUE_NUMBERED_TRIES; i++) {
       const candidate = i === 0 ? base : `${base}.${i}`;
       if (Buffer.byteLength(candidate) > this.#limits.maxNameBytes) break;
-      if ((await this.#head(at(candidate))) === null && !(await this.#isDir(at(candidate)))) return candidate;
+      const there = await this.#probe(at(candidate));
+      if (there.file === null && !there.dir) return candidate;
     }
     return `ftpsd-${randomBytes(8).toString('hex')}`;
   }
 
   /** From the object's metadata, written while it was uploaded; read and hashed only for objects written otherwise. */
   async sha256(path: string): Promise<string> {
-    const head = await this.#requireFile(path);
+    const head = await this.#head(path);
+    if (head === null) {
+      this.#changed(path);
+      await this.#requireFile(path);
+      throw new FtpError(550, 'File not found', { reason: 'not_found' });
+    }
     const kept = head.metadata[SHA256_META];
     if (kept !== undefined && /^[0-9a-f]{64}$/.test(kept)) return kept;
     const { client, bucket } = this.#s3;

@@ -15,10 +15,13 @@ const MAX_SOCKETS = 64;
 
 export class S3Clients {
   readonly #settings: () => S3Settings;
-  readonly #clients = new Map<string, { key: string; client: S3Client }>();
+  readonly #onRequest: (op: string) => void;
+  readonly #clients = new Map<string, { basis: readonly unknown[]; key: string; client: S3Client }>();
 
-  constructor(settings: () => S3Settings) {
+  /** `onRequest` is told of every HTTP request sent (each retry too), by operation, for ftpsd_s3_requests_total. */
+  constructor(settings: () => S3Settings, onRequest: (op: string) => void = () => undefined) {
     this.#settings = settings;
+    this.#onRequest = onRequest;
   }
 
   get settings(): S3Settings {
@@ -28,11 +31,18 @@ export class S3Clients {
   /** The client for a location name; 550 when no such location is configured. */
   client(name: string): S3Client {
     const s = this.#settings();
+    const known = this.#clients.get(name);
+    // Asked for on every request. A reload replaces the locations array and sets the numbers in place, so the same
+    // array and numbers mean the same client, without comparing the locations themselves.
+    const basis = [s.locations, s.requestTimeoutMs, s.connectTimeoutMs, s.maxAttempts] as const;
+    if (known !== undefined && known.basis.every((v, i) => v === basis[i])) return known.client;
     const loc = s.locations.find((l) => l.name === name);
     if (loc === undefined) throw new FtpError(550, 'Folder unavailable', { reason: 's3_unknown_location' });
     const key = JSON.stringify([loc, s.requestTimeoutMs, s.connectTimeoutMs, s.maxAttempts]);
-    const known = this.#clients.get(name);
-    if (known?.key === key) return known.client;
+    if (known?.key === key) {
+      known.basis = basis;
+      return known.client;
+    }
     known?.client.destroy();
     // The SDK warns once per process that its releases after early January 2027 need Node 22. The version is pinned
     // in package.json for as long as the server supports Node 20, so the warning says nothing an operator can act on.
@@ -49,7 +59,16 @@ export class S3Clients {
       responseChecksumValidation: 'WHEN_REQUIRED',
       requestHandler: { requestTimeout: s.requestTimeoutMs, connectionTimeout: s.connectTimeoutMs, httpAgent: new Agent(agent), httpsAgent: new HttpsAgent(agent) },
     });
-    this.#clients.set(name, { key, client });
+    // In the deserialize step, which runs once per attempt inside the retry loop: each HTTP request is counted.
+    const onRequest = this.#onRequest;
+    client.middlewareStack.add(
+      (next, context) => (args) => {
+        onRequest(context.commandName?.replace(/Command$/, '') ?? 'unknown');
+        return next(args);
+      },
+      { step: 'deserialize', name: 'ftpsdRequestCounter' },
+    );
+    this.#clients.set(name, { basis, key, client });
     return client;
   }
 

@@ -11,13 +11,17 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Writable } from 'node:stream';
 import type { Logger } from '../log/logger.js';
 import { FtpError } from '../errors.js';
-import type { Upload, UploadMode, UploadResult } from './backend.js';
+import type { CommitOptions, Upload, UploadMode, UploadResult } from './backend.js';
 import { toS3Error } from './s3-errors.js';
-import { INVALID_REST } from './local-upload.js';
+import { INVALID_REST, moveFile } from './local-upload.js';
 
 // An upload to an S3 folder. The bytes are hashed as they arrive and sent as parts of a multipart upload that is
 // completed only by commit(), which the transfer calls after the data connection's TLS close_notify: until then the
@@ -28,6 +32,14 @@ import { INVALID_REST } from './local-upload.js';
 // 5 MiB (S3's smallest part) becomes the first part(s) by UploadPartCopy, inside the store; a smaller one cannot be a
 // part of its own, so it is read from the store and sent again as the start of the first part. Either way the prefix
 // is read once from the store to continue the SHA-256, since a digest cannot be resumed from its hex value.
+//
+// A pre-commit check (events, upload_check) needs the complete bytes as a local file before anything is visible at
+// the key, and the parts of a multipart upload cannot be read back before it is completed. So when the caller says a
+// check may run (`spool`), every byte (a kept prefix included) is also written to a private temporary file as it
+// arrives; a file smaller than one part, still in memory at commit, is written there only when a check does run. The
+// check runs on that file before the PutObject or CompleteMultipartUpload; a refusal moves it to quarantine (or it is
+// deleted) and aborts the multipart upload, so the key never shows the refused bytes. Without a check nothing is
+// written locally and the requests are the same.
 
 /** S3's smallest part (every part but the last). */
 export const MIN_PART_BYTES = 5 * 1024 * 1024;
@@ -52,7 +64,17 @@ export interface S3UploadTarget {
 export interface S3UploadOptions {
   partBytes: number;
   partConcurrency: number;
+  /** A pre-commit check may run at commit: keep a local copy of the bytes as they arrive (see the module comment). */
+  spool?: boolean;
   log?: Logger | undefined;
+}
+
+/** Where the bytes wait for the check: a file in a directory of its own (0700) under the system's temporary directory. */
+interface LocalCopy {
+  dir: string;
+  path: string;
+  /** Open while the copy is written; null once closed. */
+  file: FileHandle | null;
 }
 
 type Phase = 'open' | 'committing' | 'done' | 'aborted';
@@ -67,6 +89,7 @@ export async function openS3Upload(target: S3UploadTarget, mode: UploadMode, opt
     prefix = mode.offset;
   }
   const upload = new S3Upload(target, opts, prefix);
+  if (opts.spool === true) await upload.startLocalCopy();
   if (prefix > 0) {
     try {
       await upload.keepPrefix(target.existing!);
@@ -97,6 +120,8 @@ class S3Upload implements Upload {
   readonly #parts: CompletedPart[] = [];
   readonly #inFlight = new Set<Promise<void>>();
   #failure: unknown = null;
+  /** The local copy of the bytes for a pre-commit check, or null. */
+  #copy: LocalCopy | null = null;
 
   constructor(target: S3UploadTarget, opts: S3UploadOptions, prefix: number) {
     this.#t = target;
@@ -115,13 +140,28 @@ class S3Upload implements Upload {
     });
   }
 
+  /** Starts the local copy every byte goes to as well (see the module comment). */
+  async startLocalCopy(): Promise<void> {
+    this.#copy = await newLocalCopy();
+  }
+
+  /** Appends to the local copy, when there is one; awaited, so the copy never lags behind what the store was sent. */
+  async #copyOut(chunk: Buffer): Promise<void> {
+    const file = this.#copy?.file;
+    if (file === null || file === undefined) return;
+    for (let off = 0; off < chunk.length; ) off += (await file.write(chunk, off, chunk.length - off)).bytesWritten;
+  }
+
   /** The first `size` bytes of the stored object become the first bytes of this one (see the module comment). */
   async keepPrefix(existing: S3Object): Promise<void> {
     const size = this.#size;
     const read = await this.#t.client.send(new GetObjectCommand({ Bucket: this.#t.bucket, Key: this.#t.key, Range: `bytes=0-${size - 1}`, IfMatch: existing.etag }), this.#signal);
     const body = read.Body as Readable;
     if (size < MIN_PART_BYTES) {
-      for await (const chunk of body) this.#take(chunk as Buffer);
+      for await (const chunk of body) {
+        this.#take(chunk as Buffer);
+        await this.#copyOut(chunk as Buffer);
+      }
       if (this.#bufferedBytes !== size) throw new Error(`kept prefix read ${this.#bufferedBytes} of ${size} bytes`);
       return;
     }
@@ -129,6 +169,7 @@ class S3Upload implements Upload {
       let n = 0;
       for await (const chunk of body) {
         this.#hash.update(chunk as Buffer);
+        await this.#copyOut(chunk as Buffer);
         n += (chunk as Buffer).length;
       }
       if (n !== size) throw new Error(`kept prefix read ${n} of ${size} bytes`);
@@ -155,6 +196,7 @@ class S3Upload implements Upload {
   async #write(chunk: Buffer): Promise<void> {
     if (this.#failure !== null) throw this.#failure;
     if (this.#phase !== 'open') throw new Error(`upload ${this.#phase}`);
+    await this.#copyOut(chunk);
     this.#take(chunk);
     this.#bytes += chunk.length;
     if (this.#bufferedBytes >= this.#o.partBytes) this.#sendPart();
@@ -204,19 +246,25 @@ class S3Upload implements Upload {
     return { abortSignal: this.#abort.signal };
   }
 
-  async commit(): Promise<UploadResult> {
+  async commit(options?: CommitOptions): Promise<UploadResult> {
     if (this.#phase !== 'open') throw new Error(`upload ${this.#phase}`);
     await this.#finished;
     this.#phase = 'committing';
+    const check = options?.check;
     try {
       const sha256 = this.#hash.digest('hex');
       const size = this.#size + this.#bytes;
       if (this.#uploadId === null) {
         const body = this.#takeBuffered();
+        if (check !== undefined) await this.#check(check, body, sha256, size);
         await this.#t.client.send(new PutObjectCommand({ Bucket: this.#t.bucket, Key: this.#t.key, Body: body, ContentLength: body.length, Metadata: { [SHA256_META]: sha256 } }), this.#signal);
       } else {
         if (this.#bufferedBytes > 0) this.#sendPart();
+        // The check reads the local copy while the last parts travel; both must be done before the upload completes.
+        const checked = check === undefined ? undefined : this.#check(check, null, sha256, size);
+        checked?.catch(() => undefined);
         while (this.#inFlight.size > 0) await Promise.race(this.#inFlight);
+        await checked;
         if (this.#failure !== null) throw this.#failure;
         const UploadId = await this.#uploadId;
         const parts = [...this.#parts].sort((a, b) => a.PartNumber! - b.PartNumber!);
@@ -226,8 +274,40 @@ class S3Upload implements Upload {
       this.#phase = 'done';
       return { bytes: this.#bytes, size, sha256 };
     } catch (err) {
+      // Nothing appeared at the key: the parts are thrown away now, not left to the caller's abort.
+      await this.abort(false);
       throw toS3Error(err);
+    } finally {
+      await this.#dropLocalCopy();
     }
+  }
+
+  /**
+   * The pre-commit check on the local copy (written now from `body` for a file still in memory). A multipart upload
+   * opened without a copy (a check rule added while it ran) cannot be checked: it is refused, to be sent again.
+   */
+  async #check(check: NonNullable<CommitOptions['check']>, body: Buffer | null, sha256: string, size: number): Promise<void> {
+    if (this.#copy === null) {
+      if (body === null) {
+        this.#o.log?.warn({ object: this.#t.key }, 'upload check applies but the multipart upload kept no local copy; refused');
+        throw new FtpError(451, 'Upload refused: the upload check could not run; try again', { reason: 's3_check_without_copy' });
+      }
+      this.#copy = await newLocalCopy();
+      await this.#copyOut(body);
+    }
+    const copy = this.#copy;
+    await copy.file?.close();
+    copy.file = null;
+    await check({ path: copy.path, size, sha256, open: () => createReadStream(copy.path), moveTo: (dest) => moveFile(copy.path, dest) });
+  }
+
+  async #dropLocalCopy(): Promise<void> {
+    const copy = this.#copy;
+    if (copy === null) return;
+    this.#copy = null;
+    await copy.file?.close().catch(() => undefined);
+    // After a refusal the file may be in quarantine already; the directory goes either way.
+    await rm(copy.dir, { recursive: true, force: true }).catch((err: unknown) => this.#o.log?.warn({ err, dir: copy.dir }, 'local copy of an S3 upload not removed'));
   }
 
   /**
@@ -255,6 +335,7 @@ class S3Upload implements Upload {
     if (!this.stream.destroyed) this.stream.destroy();
     await Promise.allSettled([...this.#inFlight]);
     this.#buffered = [];
+    await this.#dropLocalCopy();
     if (this.#uploadId === null) return;
     try {
       const UploadId = await this.#uploadId;
@@ -263,6 +344,18 @@ class S3Upload implements Upload {
       // Left to the sweeper (storage.s3.staleUploadAgeMs); the object itself never appeared.
       this.#o.log?.warn({ err, object: this.#t.key }, 'multipart upload not aborted; the sweeper will');
     }
+  }
+}
+
+/** A private directory (mkdtemp: 0700) with an empty file (0600) in it, open for writing. */
+async function newLocalCopy(): Promise<LocalCopy> {
+  const dir = await mkdtemp(join(tmpdir(), 'ftpsd-s3-check-'));
+  const path = join(dir, 'upload');
+  try {
+    return { dir, path, file: await open(path, 'wx', 0o600) };
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    throw err;
   }
 }
 

@@ -15,6 +15,8 @@ export interface ChangeRecord {
   entityName: string;
   before?: unknown;
   after?: unknown;
+  /** Address the change came from (admin API); absent for the CLI and jobs. */
+  ip?: string;
 }
 
 export interface LoggedChange extends ChangeRecord {
@@ -33,6 +35,7 @@ export async function recordChange(db: Db, change: ChangeRecord, at = Date.now()
       entity_name: change.entityName,
       before: change.before === undefined ? null : JSON.stringify(change.before),
       after: change.after === undefined ? null : JSON.stringify(change.after),
+      ip: change.ip ?? null,
     })
     .execute();
 }
@@ -48,6 +51,7 @@ export async function changesSince(db: Db, afterId: number, limit = 500): Promis
     entityName: r.entity_name,
     ...(r.before === null ? {} : { before: JSON.parse(r.before) as unknown }),
     ...(r.after === null ? {} : { after: JSON.parse(r.after) as unknown }),
+    ...(r.ip === null ? {} : { ip: r.ip }),
   }));
 }
 

@@ -137,9 +137,12 @@ export function emptyEventHooks(): EventHooks {
   return { actions: {}, rules: {} };
 }
 
-/** An action as the change log and listings show it: secret and header values hidden. */
+/** An action as the change log and listings show it: secret, header and environment values hidden (names kept). */
 export function actionWithoutSecrets(a: ActionSpec): Record<string, unknown> {
-  if (a.kind === 'command') return { ...a };
+  if (a.kind === 'command') {
+    const { env, ...rest } = a.command;
+    return { ...a, command: { ...rest, env: Object.keys(env) } };
+  }
   const { secret, headers, ca, ...rest } = a.webhook;
   return { ...a, webhook: { ...rest, secretSet: secret !== '', headers: Object.keys(headers), caSet: ca !== null } };
 }

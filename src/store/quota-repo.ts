@@ -1,4 +1,6 @@
 import type { Kysely } from 'kysely';
+import type BetterSqlite3 from 'better-sqlite3';
+import type { Store } from './open-store.js';
 import type { Database } from './schema.js';
 
 // Quota usage per scope ("user:NAME" for a home, "folder:NAME" or "folder:NAME@USER" for a folder), kept up to date
@@ -40,6 +42,26 @@ export async function addUsage(db: Db, scope: string, delta: Usage, now = Date.n
       })),
     )
     .execute();
+}
+
+/**
+ * addUsage as a function bound to one store: on SQLite the same statement prepared once and run directly (an upload
+ * pays a few microseconds instead of kysely's build, compile and prepare, about 0.8 ms per upload in the profile);
+ * on PostgreSQL addUsage itself. Same arithmetic, same single statement, so concurrent writers still add up.
+ */
+export function usageAdder(store: Store): (scope: string, delta: Usage) => Promise<void> {
+  const sqlite = store.sqlite;
+  if (sqlite === undefined) return (scope, delta) => addUsage(store.db, scope, delta);
+  let statement: BetterSqlite3.Statement | null = null;
+  return async (scope, delta) => {
+    if (delta.bytes === 0 && delta.files === 0) return;
+    statement ??= sqlite.prepare(
+      'INSERT INTO quota_usage (scope, bytes, files, updated_at) VALUES (?, ?, ?, ?) ' +
+        'ON CONFLICT (scope) DO UPDATE SET bytes = quota_usage.bytes + ?, files = quota_usage.files + ?, updated_at = ?',
+    );
+    const now = Date.now();
+    statement.run(scope, Math.max(0, delta.bytes), Math.max(0, delta.files), now, delta.bytes, delta.files, now);
+  };
 }
 
 /**

@@ -122,7 +122,7 @@ export interface DownloadMarksTable {
 export interface ChangeLogTable {
   id: Generated<number>;
   at: number;
-  /** Who: "cli:<os user>", "apply:<os user>", "system:<job>", "import". */
+  /** Who: "cli:<os user>", "apply:<os user>", "system:<job>", "import", "admin:<account>". */
   actor: string;
   /** create, update, delete, disable, lapse, retention_delete, ... */
   action: string;
@@ -131,6 +131,51 @@ export interface ChangeLogTable {
   /** JSON of the entity before and after, without secrets; null for a create or a delete. */
   before: string | null;
   after: string | null;
+  /** Address the change came from (admin API and web admin); null for the CLI and the server's own jobs. */
+  ip: string | null;
+}
+
+export type AdminRole = 'admin' | 'operator' | 'auditor';
+
+/** Accounts of the admin API and web admin (not FTP users). */
+export interface AdminAccountsTable {
+  name: string;
+  /** argon2id PHC string. */
+  password_hash: string;
+  role: AdminRole;
+  /** 1: the password was given to the account (first start, reset) and must be changed before anything else. */
+  must_change_password: number;
+  /** Base32 TOTP secret (RFC 6238) once confirmed; null: no second factor. */
+  totp_secret: string | null;
+  /** A secret being set up, not yet confirmed with a code. */
+  totp_pending: string | null;
+  /** Last TOTP time step accepted, so a code cannot be used twice. */
+  totp_last_step: number | null;
+  disabled: number;
+  last_login_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** Login tokens (API "Bearer" and the web admin's cookie): only their SHA-256 is stored. */
+export interface AdminTokensTable {
+  token_hash: string;
+  account: string;
+  ip: string;
+  created_at: number;
+  expires_at: number;
+}
+
+/** API keys for automation: only their SHA-256 is stored; the key is shown once. */
+export interface AdminApiKeysTable {
+  id: string;
+  key_hash: string;
+  account: string;
+  label: string;
+  created_at: number;
+  /** null: never expires. */
+  expires_at: number | null;
+  last_used_at: number | null;
 }
 
 export interface StoreMetaTable {
@@ -233,6 +278,9 @@ export interface Database {
   download_marks: DownloadMarksTable;
   change_log: ChangeLogTable;
   store_meta: StoreMetaTable;
+  admin_accounts: AdminAccountsTable;
+  admin_tokens: AdminTokensTable;
+  admin_api_keys: AdminApiKeysTable;
   event_actions: EventActionsTable;
   event_rules: EventRulesTable;
   events: EventsTable;
@@ -424,6 +472,48 @@ export function migrations(engine: Engine): Record<string, Migration> {
       },
       async down(db: Db) {
         for (const t of ['event_deliveries', 'events', 'event_rules', 'event_actions']) await db.schema.dropTable(t).execute();
+      },
+    },
+    '0003_admin': {
+      async up(db: Db) {
+        await db.schema.alterTable('change_log').addColumn('ip', 'text').execute();
+        await db.schema
+          .createTable('admin_accounts')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('password_hash', 'text', (c) => c.notNull())
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('must_change_password', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('totp_secret', 'text')
+          .addColumn('totp_pending', 'text')
+          .addColumn('totp_last_step', 'bigint')
+          .addColumn('disabled', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('last_login_at', 'bigint')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('admin_tokens')
+          .addColumn('token_hash', 'text', (c) => c.primaryKey())
+          .addColumn('account', 'text', (c) => c.notNull().references('admin_accounts.name').onDelete('cascade'))
+          .addColumn('ip', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('admin_tokens_account').on('admin_tokens').column('account').execute();
+        await db.schema
+          .createTable('admin_api_keys')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('key_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('account', 'text', (c) => c.notNull().references('admin_accounts.name').onDelete('cascade'))
+          .addColumn('label', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint')
+          .addColumn('last_used_at', 'bigint')
+          .execute();
+      },
+      async down(db: Db) {
+        for (const t of ['admin_api_keys', 'admin_tokens', 'admin_accounts']) await db.schema.dropTable(t).execute();
+        await db.schema.alterTable('change_log').dropColumn('ip').execute();
       },
     },
     '0004_cluster': {

@@ -15,8 +15,8 @@ import { passiveRange } from '../helpers/server.js';
 import { openStore } from '../../src/store/open-store.js';
 import { loadPartners } from '../../src/store/partner-repo.js';
 
-// First start of `ftpsd serve` in an empty directory: a demo user with a password shown once, a self-signed
-// certificate generated and reused on the next start.
+// First start of `ftpsd serve` in an empty directory: a demo user with a password shown once, a first admin account
+// with a one-time password and the admin URL, a self-signed certificate generated and reused on the next start.
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'ftpsd.js');
@@ -70,6 +70,16 @@ async function stop(r: Running): Promise<void> {
   }
 }
 
+/** Polls `probe` (what serve printed so far) until it matches, for at most 10 s. */
+async function waitFor(probe: () => RegExpExecArray | null): Promise<RegExpExecArray> {
+  for (let i = 0; i < 200; i++) {
+    const m = probe();
+    if (m !== null) return m;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail('expected output did not appear');
+}
+
 async function presentedFingerprint(port: number): Promise<string> {
   const c = await ControlClient.connect(port);
   try {
@@ -92,6 +102,7 @@ describe('first start of ftpsd serve', () => {
       pasv: passiveRange(),
       users: { file: 'config/users.yaml', demoHome: 'data/demo' },
       log: { level: 'info' },
+      admin: { host: '127.0.0.1', port: 0 },
     }));
   });
 
@@ -100,7 +111,7 @@ describe('first start of ftpsd serve', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('creates a demo user shown once and a certificate, and reuses both on the next start', async () => {
+  it('creates a demo user and a first admin, each with a password shown once, and a certificate reused on the next start', async () => {
     const first = await serve(dir);
     let password: string;
     let fingerprint: string;
@@ -131,6 +142,17 @@ describe('first start of ftpsd serve', () => {
       assert.equal(curl.code, 0, `curl login with the printed password: ${curl.stderr}`);
       const wrong = await runCurl(['--ssl-reqd', '-k', '-u', 'demo:not-it', `ftp://127.0.0.1:${first.port}/`]);
       assert.equal(wrong.code, 67);
+
+      // The admin URL and the first admin's one-time password, printed like the demo user's.
+      const adminLine = await waitFor(() => /admin on (https:\/\/127\.0\.0\.1:(\d+)\/)/.exec(first.stderr()));
+      const once = await waitFor(() => /One-time password: (\S+)/.exec(first.stderr()));
+      assert.ok(!first.stdout().includes(once[1]!), 'the admin password is not in the log');
+      const login = await runCurl(['-k', '-H', 'content-type: application/json', '-d', JSON.stringify({ name: 'admin', password: once[1] }), `${adminLine[1]}api/v1/auth/login`]);
+      assert.equal(login.code, 0, login.stderr);
+      const answer = JSON.parse(login.stdout) as { token?: string; account?: { role: string; mustChangePassword: boolean } };
+      assert.deepEqual(answer.account && { role: answer.account.role, must: answer.account.mustChangePassword }, { role: 'admin', must: true }, login.stdout);
+      const page = await runCurl(['-k', '-o', '/dev/null', '-w', '%{http_code} %{redirect_url}', adminLine[1]!]);
+      assert.match(page.stdout, /^302 .*\/login/, 'the web admin asks for a login');
     } finally {
       await stop(first);
     }
@@ -138,6 +160,8 @@ describe('first start of ftpsd serve', () => {
     const second = await serve(dir);
     try {
       assert.doesNotMatch(second.stderr(), /Password/, 'no new password on the second start');
+      await waitFor(() => /admin on https:/.exec(second.stderr()));
+      assert.doesNotMatch(second.stderr(), /One-time password/, 'no new admin on the second start');
       assert.equal(new X509Certificate(await readFile(join(dir, 'certs', 'self-signed.crt'), 'utf8')).fingerprint256, fingerprint);
       assert.equal(await presentedFingerprint(second.port), fingerprint, 'same certificate presented');
       const curl = await runCurl(['--ssl-reqd', '-k', '-u', `demo:${password}`, `ftp://127.0.0.1:${second.port}/`]);

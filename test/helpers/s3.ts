@@ -63,7 +63,7 @@ export async function startS3(): Promise<TestS3> {
     return engine(env.FTPSD_TEST_S3_ENDPOINT, env.FTPSD_TEST_S3_ACCESS_KEY, env.FTPSD_TEST_S3_SECRET_KEY, async () => undefined);
   }
   const dir = await mkdtemp(join(tmpdir(), 'ftpsd-ceph-'));
-  // Ports of their own, away from the passive ranges (40000-49999) and the PostgreSQL helper's (20000-28999).
+  // Ports of their own, away from the passive ranges (10000-19999) and the PostgreSQL helper's (20000-28999).
   const rgwPort = 30_000 + Math.floor(Math.random() * 4_000);
   const monPort = 34_000 + Math.floor(Math.random() * 4_000);
   let stdout: string;

@@ -48,11 +48,14 @@ export function hashPassword(password: string): Promise<string> {
 }
 
 let rangeCursor = 0;
-/** A passive range of its own per test server (files run in parallel), inside 40000-49999. */
+/**
+ * A passive range of its own per test server (files run in parallel), inside 10000-19999: below the kernel's ephemeral
+ * ports (32768-60999), which listeners on port 0 and outgoing connections of every test file take at random.
+ */
 export function passiveRange(size = 20): { minPort: number; maxPort: number } {
   const slots = Math.floor(10_000 / size);
   const slot = (process.pid * 7 + rangeCursor++) % slots;
-  const minPort = 40_000 + slot * size;
+  const minPort = 10_000 + slot * size;
   return { minPort, maxPort: minPort + size - 1 };
 }
 
@@ -97,6 +100,8 @@ export async function startTestServer(opts: { users?: TestUser[]; config?: Confi
       limits: { failedLoginDelayMs: 50, ...input.limits },
       defender: { file: join(dir, 'bans.json'), ...input.defender },
       store: { path: join(dir, 'state', 'ftpsd.db'), ...input.store },
+      // The admin listener only where a test asks for it (test/admin/), on a free port.
+      admin: { enabled: false, port: 0, ...input.admin },
     },
     'test config',
   );

@@ -52,6 +52,8 @@ export async function startServeProcess(opts: {
     defender: { file: join(dir, 'bans.json') },
     limits: { failedLoginDelayMs: 50 },
     log: { level: 'info' },
+    // The admin listener has tests of its own (test/admin/); these measure and drive FTPS.
+    admin: { enabled: false },
   };
   const writeConfig = async (extra: Record<string, unknown>) => {
     const merged: Record<string, unknown> = { ...base };

@@ -302,7 +302,7 @@ ftp.quit()
 
     it('a data-session-reuse exception lets a client without reuse in until it lapses by itself; grant and lapse are audited', async () => {
       // Applied in-process (as the admin API will), so the short window is not spent starting a CLI.
-      const doc = await partnersFile({ reuseUntil: new Date(Date.now() + 5_000) });
+      const doc = await partnersFile({ reuseUntil: new Date(Date.now() + 10_000) });
       const until = new Date((doc.users as { acme: { policy: { reuseException: { expiresAt: string } } } }).acme.policy.reuseException.expiresAt);
       const plan = await applyPartnerFile(t.server.store, parsePartnerFile(stringify(doc), 'partners.yaml'), { actor: 'test:grant', dryRun: false });
       assert.deepEqual(plan.map(describeChange), ['~ user acme (policy)']);

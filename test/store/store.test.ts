@@ -8,7 +8,7 @@ import { changesSince, latestChangeId, recordChange } from '../../src/store/chan
 import { openStore, type Store } from '../../src/store/open-store.js';
 import type { FolderSpec, GroupSpec, UserSpec } from '../../src/store/partner-model.js';
 import { deleteUser, loadPartners, loadUserRuntime, putFolder, putGroup, putUser, recordLogin } from '../../src/store/partner-repo.js';
-import { addUsage, getUsage, setUsage } from '../../src/store/quota-repo.js';
+import { addUsage, getUsage, setUsage, usageAdder } from '../../src/store/quota-repo.js';
 import { ENGINES, startPostgres, type TestPostgres } from '../helpers/postgres.js';
 
 // The same store checks on both engines: SQLite (a file in a temp folder) and a throwaway PostgreSQL.
@@ -124,6 +124,18 @@ for (const engine of ENGINES) {
       await setUsage(store.db, 'folder:acme-inbox', { bytes: 5, files: 1 });
       assert.deepEqual(await getUsage(store.db, 'folder:acme-inbox'), { bytes: 5, files: 1 });
       assert.deepEqual(await getUsage(store.db, 'user:nobody'), { bytes: 0, files: 0 });
+    });
+
+    it("an upload's usage adder (a prepared statement on SQLite) counts like addUsage", async () => {
+      const add = usageAdder(store);
+      await add('folder:adder', { bytes: 4096, files: 1 });
+      assert.deepEqual(await getUsage(store.db, 'folder:adder'), { bytes: 4096, files: 1 });
+      await Promise.all(Array.from({ length: 5 }, () => add('folder:adder', { bytes: 100, files: 1 })));
+      await add('folder:adder', { bytes: -96, files: 0 });
+      assert.deepEqual(await getUsage(store.db, 'folder:adder'), { bytes: 4500, files: 6 });
+      // A first change that removes counts from a scope never counted starts it at zero, as addUsage does.
+      await add('folder:adder-new', { bytes: -10, files: -1 });
+      assert.deepEqual(await getUsage(store.db, 'folder:adder-new'), { bytes: 0, files: 0 });
     });
 
     it('the change log keeps records in order with their before and after', async () => {
