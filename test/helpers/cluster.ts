@@ -249,9 +249,9 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterTopolog
 
   const nodePort = await freePort(NODE_IPS[0]);
   const count = opts.nodes ?? 3;
-  // The balancer first: it listens on 127.0.0.1, where other processes' ports abound (their outgoing connections
-  // take ports in the passive ranges too), so a taken port means new ports and another try before any node is
-  // configured. The nodes listen on addresses of their own.
+  // The balancer first: it listens on 127.0.0.1, where other test processes listen too (on passive ranges picked
+  // the same way), so a taken port means new ports and another try before any node is configured. The nodes listen
+  // on addresses of their own.
   const statsSocket = join(dir, 'haproxy.sock');
   const haproxyCfg = join(dir, 'haproxy.cfg');
   let port = 0;
