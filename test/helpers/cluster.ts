@@ -294,6 +294,8 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterTopolog
           limits: { failedLoginDelayMs: 50 },
           log: { level: 'info', auditFile: join(dir, 'audit', 'audit-{node}.log'), auditHmacKeyFile: join(dir, 'audit.key') },
           shutdown: { graceMs: 10_000 },
+          // On by default on 127.0.0.1:8443, which three nodes on one machine cannot all take.
+          admin: { enabled: false },
         },
         storage.config,
       ),
