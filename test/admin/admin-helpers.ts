@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
 import argon2 from 'argon2';
@@ -14,6 +15,21 @@ export interface HttpResult {
   headers: Record<string, string | string[] | undefined>;
   text: string;
   json: any;
+}
+
+/** The JSON body of a successful answer, after checking its status. */
+export function ok(r: HttpResult, status = 200): any {
+  assert.equal(r.status, status, `${r.status} ${r.text.slice(0, 600)}`);
+  return r.json;
+}
+
+/** The message of an error answer, after checking its status and the one error shape every route answers with. */
+export function errorOf(r: HttpResult, status: number, code: string): string {
+  assert.equal(r.status, status, r.text);
+  assert.equal(r.json?.error?.code, code, r.text);
+  assert.equal(r.json.error.status, status);
+  assert.equal(typeof r.json.error.message, 'string');
+  return r.json.error.message as string;
 }
 
 export interface AdminServer extends TestServer {

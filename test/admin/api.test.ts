@@ -6,25 +6,12 @@ import { after, before, describe, it } from 'node:test';
 import { totpCode } from '../../src/admin/auth/totp.js';
 import { CURL_UPLOAD_TLS_ARGS, runCurl, runLftp } from '../helpers/clients.js';
 import { ControlClient } from '../helpers/control-client.js';
-import { startAdminServer, type AdminServer, type HttpResult } from './admin-helpers.js';
+import { errorOf, ok, startAdminServer, type AdminServer } from './admin-helpers.js';
 
 // The admin API with real HTTPS requests: every route's happy path, what each role may do, and bad input refused with
 // a clear 4xx that changes nothing. FTPS clients (curl, lftp) check that what the API changes is what partners see.
 
 const ALICE = { name: 'alice', password: 'alice-secret-1' };
-
-function ok(r: HttpResult, status = 200): any {
-  assert.equal(r.status, status, `${r.status} ${r.text.slice(0, 600)}`);
-  return r.json;
-}
-
-function errorOf(r: HttpResult, status: number, code: string): string {
-  assert.equal(r.status, status, r.text);
-  assert.equal(r.json?.error?.code, code, r.text);
-  assert.equal(r.json.error.status, status);
-  assert.equal(typeof r.json.error.message, 'string');
-  return r.json.error.message as string;
-}
 
 describe('admin API', () => {
   let s: AdminServer;

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { listEventActions } from '../../src/store/event-repo.js';
 import { CURL_UPLOAD_TLS_ARGS, runCurl } from '../helpers/clients.js';
 import { startReceiver, type Receiver } from '../events/receiver.js';
-import { startAdminServer, type AdminServer, type HttpResult } from './admin-helpers.js';
+import { errorOf, ok, startAdminServer, type AdminServer, type HttpResult } from './admin-helpers.js';
 
 // The events part of the admin API over real HTTPS: actions (secrets accepted, never returned), rules, deliveries,
 // retry and counts; what each role may do; bad input refused with a 4xx that changes nothing. A rule made through the
@@ -13,17 +13,6 @@ import { startAdminServer, type AdminServer, type HttpResult } from './admin-hel
 const ALICE = { name: 'alice', password: 'alice-secret-1' };
 const SECRET = 'whsec-api-test-7f3a';
 const HEADER_VALUE = 'Bearer header-secret-91b2';
-
-function ok(r: HttpResult, status = 200): any {
-  assert.equal(r.status, status, `${r.status} ${r.text.slice(0, 600)}`);
-  return r.json;
-}
-
-function errorOf(r: HttpResult, status: number, code: string): string {
-  assert.equal(r.status, status, r.text);
-  assert.equal(r.json?.error?.code, code, r.text);
-  return r.json.error.message as string;
-}
 
 async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

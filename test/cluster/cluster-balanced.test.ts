@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { ControlClient } from '../helpers/control-client.js';
 import { CLIENT_IP, s3ClusterStorage, startCluster, type ClusterTopology } from '../helpers/cluster.js';
 import { CURL_UPLOAD_TLS_ARGS, PY_REUSE_FTP_TLS, runCurl, runLftp, runPython, type RunResult } from '../helpers/clients.js';
@@ -55,10 +55,7 @@ describe('three nodes, passive ranges forwarded by the balancer, files on S3 (Ce
   });
 
   const key = (name: string) => `${PREFIX}/acme/${name}`;
-  const object = async (name: string): Promise<Buffer> => {
-    const out = await s3.client.send(new GetObjectCommand({ Bucket: bucket, Key: key(name) }));
-    return Buffer.from(await out.Body!.transformToByteArray());
-  };
+  const object = (name: string): Promise<Buffer> => s3.getObject(bucket, key(name));
   const exists = (name: string) =>
     s3.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key(name) })).then(
       () => true,

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { CLIENT_IP, s3ClusterStorage, startCluster, type ClusterTopology } from '../helpers/cluster.js';
 import { CURL_UPLOAD_TLS_ARGS, runCurl, type RunResult } from '../helpers/clients.js';
 import { startS3, type TestS3 } from '../helpers/s3.js';
@@ -37,10 +37,7 @@ describe('a rolling restart of three nodes with files on S3 (Ceph radosgw)', () 
   });
 
   const key = (name: string) => `${PREFIX}/acme/${name}`;
-  const object = async (name: string): Promise<Buffer> => {
-    const out = await s3.client.send(new GetObjectCommand({ Bucket: bucket, Key: key(name) }));
-    return Buffer.from(await out.Body!.transformToByteArray());
-  };
+  const object = (name: string): Promise<Buffer> => s3.getObject(bucket, key(name));
   /** Every object name under the user's prefix (pages of 1000 keys). */
   const names = async (): Promise<string[]> => {
     const out: string[] = [];

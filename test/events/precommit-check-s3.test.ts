@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { stringify } from 'yaml';
 import { applyPartnerFile } from '../../src/partners/apply.js';
 import { parsePartnerFile } from '../../src/partners/partner-file.js';
@@ -45,7 +45,7 @@ describe('pre-commit check on an S3 folder (Ceph radosgw)', () => {
   const key = (name: string) => `partners/${USER}/${name}`;
   const head = (k: string) => s3.client.send(new HeadObjectCommand({ Bucket: bucket, Key: k }));
   const isAbsent = (k: string) => head(k).then(() => false, (err: { $metadata?: { httpStatusCode?: number } }) => (err.$metadata?.httpStatusCode === 404 ? true : Promise.reject(err)));
-  const object = async (k: string) => Buffer.from(await (await s3.client.send(new GetObjectCommand({ Bucket: bucket, Key: k }))).Body!.transformToByteArray());
+  const object = (k: string) => s3.getObject(bucket, k);
   const multiparts = async () => (await s3.client.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? [];
   const curlUpload = (file: string, target: string, extra: string[] = []) => runCurl(['-v', '--ssl-reqd', '-k', ...CURL_UPLOAD_TLS_ARGS, '-u', `${USER}:${PASSWORD}`, ...extra, '-T', file, `ftp://127.0.0.1:${t.port}${target}`], { timeoutMs: 60_000 });
 

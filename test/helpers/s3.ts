@@ -1,4 +1,4 @@
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -22,6 +22,8 @@ export interface TestS3 {
   newBucket(): Promise<string>;
   /** A client of the store, to look at it from outside the server. */
   client: S3Client;
+  /** The whole content of an object (rejects with the SDK's error when it is missing). */
+  getObject(bucket: string, key: string): Promise<Buffer>;
   /** An entry for storage.s3.locations. */
   location(name: string): { name: string; endpoint: string; accessKeyId: string; secretAccessKey: string };
   stop(): Promise<void>;
@@ -48,6 +50,10 @@ function engine(endpoint: string, accessKeyId: string, secretAccessKey: string, 
       const bucket = `ftpsd-${randomBytes(5).toString('hex')}`;
       await client.send(new CreateBucketCommand({ Bucket: bucket }));
       return bucket;
+    },
+    async getObject(bucket, key) {
+      const out = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      return Buffer.from(await out.Body!.transformToByteArray());
     },
     location: (name) => ({ name, endpoint, accessKeyId, secretAccessKey }),
     async stop() {

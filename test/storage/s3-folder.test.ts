@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CreateMultipartUploadCommand, GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { stringify } from 'yaml';
 import { applyPartnerFile } from '../../src/partners/apply.js';
 import { parsePartnerFile } from '../../src/partners/partner-file.js';
@@ -49,10 +49,7 @@ describe('a folder on S3 (Ceph radosgw)', () => {
   const key = (path: string) => `partners/${USER}/${path}`;
   const url = (path: string) => `ftp://127.0.0.1:${t.port}${path}`;
   const auth = () => ['--ssl-reqd', '-k', '-u', `${USER}:${PASSWORD}`];
-  const object = async (k: string) => {
-    const out = await s3.client.send(new GetObjectCommand({ Bucket: bucket, Key: k }));
-    return Buffer.from(await out.Body!.transformToByteArray());
-  };
+  const object = (k: string) => s3.getObject(bucket, k);
   const head = (k: string) => s3.client.send(new HeadObjectCommand({ Bucket: bucket, Key: k }));
   const absent = async (k: string) => {
     await assert.rejects(head(k), (err: { $metadata?: { httpStatusCode?: number } }) => err.$metadata?.httpStatusCode === 404, `${k} must not exist`);

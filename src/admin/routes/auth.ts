@@ -10,6 +10,9 @@ import { bool, okSchema, responses, roleSchema, str } from '../schemas.js';
 
 const meSchema = { type: 'object', properties: { name: str, role: roleSchema, via: str, mustChangePassword: bool, totp: bool } } as const;
 
+/** A six-digit code of the authenticator app, as confirming and turning off the second factor take it. */
+const totpCodeBody = { type: 'object', additionalProperties: false, required: ['code'], properties: { code: { type: 'string', pattern: '^[0-9]{6}$' } } } as const;
+
 export function authRoutes(app: FastifyInstance, ctx: AdminContext): void {
   app.post(
     '/api/v1/auth/login',
@@ -105,7 +108,7 @@ export function authRoutes(app: FastifyInstance, ctx: AdminContext): void {
       schema: {
         tags: ['auth'],
         summary: 'Turn the second factor on with a code of the new secret; from then on logins need a code',
-        body: { type: 'object', additionalProperties: false, required: ['code'], properties: { code: { type: 'string', pattern: '^[0-9]{6}$' } } },
+        body: totpCodeBody,
         response: responses({ 200: okSchema }),
       },
     },
@@ -130,7 +133,7 @@ export function authRoutes(app: FastifyInstance, ctx: AdminContext): void {
       schema: {
         tags: ['auth'],
         summary: 'Turn the second factor off (needs a current code)',
-        body: { type: 'object', additionalProperties: false, required: ['code'], properties: { code: { type: 'string', pattern: '^[0-9]{6}$' } } },
+        body: totpCodeBody,
         response: responses({ 200: okSchema }),
       },
     },
