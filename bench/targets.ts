@@ -79,6 +79,20 @@ export async function startPureFtpdTarget(repoDir: string): Promise<BenchTarget>
  * session, SHA-256 of every upload. `nodeFlags` go to node
  * after the shipped ones (--cpu-prof for a profile).
  */
+/**
+ * FTPSD_BENCH_CONFIG: a JSON object of config sections whose keys replace or extend the benchmark's own (for
+ * experiments such as `{"storage":{"fsyncOnCommit":false}}`: what one feature costs per file). Unset for every
+ * figure in bench/README.md unless it says otherwise.
+ */
+function withExtraConfig(config: Record<string, Record<string, unknown>>): Record<string, Record<string, unknown>> {
+  const text = process.env.FTPSD_BENCH_CONFIG;
+  if (text === undefined || text === '') return config;
+  const extra = JSON.parse(text) as Record<string, Record<string, unknown>>;
+  const merged = { ...config };
+  for (const [section, values] of Object.entries(extra)) merged[section] = { ...merged[section], ...values };
+  return merged;
+}
+
 export async function startFtpsdTarget(repoDir: string, nodeFlags: readonly string[] = [], name: 'ftpsd' | 'ftpsd-baseline' = 'ftpsd'): Promise<BenchTarget> {
   const root = await mkdtemp(join(tmpdir(), 'ftpsd-bench-'));
   const dataDir = join(root, 'home');
@@ -91,7 +105,7 @@ export async function startFtpsdTarget(repoDir: string, nodeFlags: readonly stri
   await writeFile(
     configFile,
     JSON.stringify(
-      {
+      withExtraConfig({
         listen: { host: '127.0.0.1', port },
         pasv: { minPort: pasvMinPort, maxPort: pasvMinPort + VSFTPD_PASV_PORTS - 1 },
         tls: { selfSignedDir: join(root, 'certs') },
@@ -103,7 +117,7 @@ export async function startFtpsdTarget(repoDir: string, nodeFlags: readonly stri
         defender: { enabled: false },
         // The FTPS server alone is measured; the admin listener would also take a fixed port.
         admin: { enabled: false },
-      },
+      }),
       null,
       2,
     ) + '\n', // JSON is YAML

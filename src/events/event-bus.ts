@@ -37,7 +37,8 @@ export interface EventPublisher {
 }
 
 export interface UploadCommitRecord {
-  journal: CommitJournal;
+  /** Undefined when no rule wants uploads: the quota count then needs no transaction of its own. */
+  journal: CommitJournal | undefined;
   settle(result: UploadResult): Promise<void>;
 }
 
@@ -137,14 +138,18 @@ export class EventBus implements EventPublisher {
     let payload: EventPayload | null = null;
     let queued = false;
     const payloadFor = (r: UploadResult) => (payload ??= buildPayload({ ...facts, event: 'upload', size: r.size, sha256: r.sha256, storagePath: r.storagePath ?? null, result: 'ok', code: 226 }, this.#o.node));
+    // Most servers have no rule on uploads: no journal to write along the quota count, no payload built.
+    const wanted = () => !this.#closed && this.#wanted.has('upload');
     return {
-      journal: async (trx, result) => {
-        queued = await this.#enqueue(trx as Kysely<Database>, payloadFor(result));
-      },
+      journal: wanted()
+        ? async (trx, result) => {
+            queued = await this.#enqueue(trx as Kysely<Database>, payloadFor(result));
+          }
+        : undefined,
       settle: async (result) => {
         // Without a journaled transaction (no quota count, or it failed) the event is written now; the same id
-        // makes a second write of an event already stored a no-op.
-        if (result.journaled !== true) queued = await this.#enqueue(this.#o.store.db, payloadFor(result));
+        // makes a second write of an event already stored a no-op. A rule added since the upload began counts.
+        if (result.journaled !== true && wanted()) queued = await this.#enqueue(this.#o.store.db, payloadFor(result));
         if (queued) void this.worker.tick();
       },
     };

@@ -204,21 +204,22 @@ export class MountedStorage implements StorageSession {
         // Without a byte cap the bytes were not counted on the way: the old size stands in until the commit tells.
         const expected = received === null ? oldSize : kept + received;
         const delta = { bytes: expected - oldSize, files: isNew ? 1 : 0 };
+        // Without a quota nothing has to be held before the file appears: the whole change is counted once, when
+        // the commit tells the stored size (one store write per upload instead of two).
+        const counted = limited ? delta : { bytes: 0, files: 0 };
         if (limited) {
           // The check at open read the usage before this upload's bytes came; other uploads (on this node or another)
           // may have filled the folder since. Only a conditional update tells.
           if (!(await ledger.reserve(m.scope, delta, { bytes: m.quotaBytes, files: isNew ? m.quotaFiles : null }))) {
             throw quotaError(m, m.quotaFiles !== null && isNew && delta.bytes <= 0 ? 'files' : 'bytes');
           }
-        } else {
-          await this.#count(m, delta);
         }
         return {
           // The stored size corrects the count, in one transaction with the commit's journal (events).
           settle: (result, journal) =>
-            this.#count(m, { bytes: result.size - expected, files: 0 }, journal === undefined ? undefined : (trx) => journal(trx, { ...result, storagePath: result.storagePath ?? joinLocation(this.#root(m), at.rel) })),
+            this.#count(m, { bytes: result.size - oldSize - counted.bytes, files: delta.files - counted.files }, journal === undefined ? undefined : (trx) => journal(trx, { ...result, storagePath: result.storagePath ?? joinLocation(this.#root(m), at.rel) })),
           cancel: async () => {
-            await this.#count(m, { bytes: -delta.bytes, files: -delta.files });
+            if (counted.bytes !== 0 || counted.files !== 0) await this.#count(m, { bytes: -counted.bytes, files: -counted.files });
           },
         };
       },
