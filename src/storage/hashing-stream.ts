@@ -1,6 +1,6 @@
-import type { FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { fsErrorToFtp } from '../errors.js';
+import type { Descriptor } from './descriptor.js';
 import type { DigestJob } from './digest-pool.js';
 
 /**
@@ -10,18 +10,19 @@ import type { DigestJob } from './digest-pool.js';
  * in flight and hands the whole batch to `_writev`, one `pwritev` per batch) without a second stream stage, so
  * upload bytes cross one buffer, not two.
  *
- * The file handle stays owned by the caller: this stream never closes it. `FileHandle.close()` waits for the
- * handle's pending operations, so the owner can close it safely even while a write is still in flight after
- * `destroy()` (a raw fd closed under a pending write could be reused and written into another file).
+ * The descriptor stays owned by the caller: this stream never closes it. `Descriptor.close()` waits for the
+ * descriptor's pending writes, so the owner can close it safely even while a write is still in flight after
+ * `destroy()` (a number closed under a pending write could be reused and written into another file). The writes
+ * themselves go through the thread pool: unlike opens and stats, they may wait for the disk.
  */
 export class HashingFileWriter extends Writable {
-  readonly #file: FileHandle;
+  readonly #file: Descriptor;
   readonly #digest: DigestJob;
   #position: number;
   #bytes = 0;
   #pending: Promise<void> | null = null;
 
-  constructor(file: FileHandle, digest: DigestJob, startPosition: number, highWaterMark: number) {
+  constructor(file: Descriptor, digest: DigestJob, startPosition: number, highWaterMark: number) {
     super({ highWaterMark, decodeStrings: true });
     this.#file = file;
     this.#digest = digest;
@@ -74,12 +75,12 @@ export class HashingFileWriter extends Writable {
 }
 
 /** pwritev until every byte is stored: a regular file may take a short write just before ENOSPC. */
-async function writeAll(file: FileHandle, buffers: Buffer[], length: number, position: number): Promise<void> {
+async function writeAll(file: Descriptor, buffers: Buffer[], length: number, position: number): Promise<void> {
   const first = buffers.length === 1 ? await file.write(buffers[0] as Buffer, 0, length, position) : await file.writev(buffers, position);
-  if (first.bytesWritten === length) return;
+  if (first === length) return;
   // Rare path: store the remainder buffer by buffer.
-  let skip = first.bytesWritten;
-  let at = position + first.bytesWritten;
+  let skip = first;
+  let at = position + first;
   for (const b of buffers) {
     if (skip >= b.length) {
       skip -= b.length;
@@ -88,7 +89,7 @@ async function writeAll(file: FileHandle, buffers: Buffer[], length: number, pos
     let offset = skip;
     skip = 0;
     while (offset < b.length) {
-      const { bytesWritten } = await file.write(b, offset, b.length - offset, at);
+      const bytesWritten = await file.write(b, offset, b.length - offset, at);
       if (bytesWritten === 0) throw Object.assign(new Error('write stored no byte'), { code: 'EIO' });
       offset += bytesWritten;
       at += bytesWritten;

@@ -1,7 +1,7 @@
-import { constants, readlinkSync } from 'node:fs';
-import { mkdir, open, readlink, realpath, type FileHandle } from 'node:fs/promises';
+import { constants, mkdirSync, readlinkSync, realpathSync } from 'node:fs';
 import type { Logger } from '../log/logger.js';
 import { FtpError, fsErrorToFtp } from '../errors.js';
+import { Descriptor } from './descriptor.js';
 
 /*
  * Home confinement that holds while the tree changes under it.
@@ -39,6 +39,11 @@ import { FtpError, fsErrorToFtp } from '../errors.js';
  * directory") and recorded as the audit event `confinement_violation` with the virtual path only.
  *
  * This needs Linux's /proc/self/fd (checked when a home is opened; the home is then refused if it is missing).
+ *
+ * Opens, the readlink checks and the closes here run synchronously on the event loop (see descriptor.ts): the kernel
+ * answers them from memory, and being synchronous also leaves nothing to run between a check and the operation
+ * after it. Directories are opened O_DIRECTORY, which fails with ENOTDIR before a FIFO or device swapped in would be
+ * opened (and block the loop); files are located O_PATH, which opens nothing.
  */
 
 /** Linux open(2) O_PATH: a descriptor that names an inode without opening it for I/O. Node does not export it. */
@@ -61,14 +66,14 @@ export function fdPath(fd: number): string {
 /** A directory opened by the jail and verified inside the home. Names under it are resolved in it, never again by path. */
 export class VerifiedDir {
   readonly #jail: HomeJail;
-  readonly #handle: FileHandle;
+  readonly #handle: Descriptor;
   /** Real path when opened (inside the home). */
   readonly real: string;
   /** Virtual path it was opened as, for refusals and audit events. */
   readonly vpath: string;
   #closed = false;
 
-  constructor(jail: HomeJail, handle: FileHandle, real: string, vpath: string) {
+  constructor(jail: HomeJail, handle: Descriptor, real: string, vpath: string) {
     this.#jail = jail;
     this.#handle = handle;
     this.real = real;
@@ -92,7 +97,7 @@ export class VerifiedDir {
     this.#jail.verifyNow(this.#handle.fd, vpath, op, 'moved_outside_home');
   }
 
-  /** fsync of the directory: makes a rename in it durable. */
+  /** fsync of the directory: makes a rename in it durable. On the thread pool: it waits for the disk. */
   sync(): Promise<void> {
     return this.#handle.sync();
   }
@@ -136,38 +141,32 @@ export class HomeJail {
    * An O_PATH descriptor of what `vpath` names, symlinks followed, verified inside the home. Refused with 550 (and
    * audited) when it is not. Closing it is the caller's job.
    */
-  async openPath(vpath: string, op: string): Promise<FileHandle> {
+  async openPath(vpath: string, op: string): Promise<Descriptor> {
     const home = await this.ready;
-    const handle = await open(join(home, vpath), O_PATH);
-    return this.#verified(handle, vpath, op);
+    return this.#verified(Descriptor.open(join(home, vpath), O_PATH), vpath, op);
   }
 
   /** The directory `vpath` names, symlinks followed, verified inside the home. */
   async openDir(vpath: string, op: string): Promise<VerifiedDir> {
     const home = await this.ready;
-    const handle = await open(join(home, vpath), O_RDONLY | O_DIRECTORY);
-    return this.#dir(handle, vpath, op);
+    return this.#dir(Descriptor.open(join(home, vpath), O_RDONLY | O_DIRECTORY), vpath, op);
   }
 
   /** The directory `name` inside `parent`, not followed when it is a symlink (RMD's inspection of what it removes). */
-  async openChildDir(parent: VerifiedDir, name: string, vpath: string, op: string): Promise<VerifiedDir> {
-    const handle = await open(parent.at(name), O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-    return this.#dir(handle, vpath, op);
+  openChildDir(parent: VerifiedDir, name: string, vpath: string, op: string): VerifiedDir {
+    return this.#dir(Descriptor.open(parent.at(name), O_RDONLY | O_DIRECTORY | O_NOFOLLOW), vpath, op);
   }
 
   /** A directory given by a real path found through a verified descriptor (where a symlink inside the home leads). */
-  async openRealDir(real: string, vpath: string, op: string): Promise<VerifiedDir> {
-    const handle = await open(real, O_RDONLY | O_DIRECTORY);
-    return this.#dir(handle, vpath, op);
+  openRealDir(real: string, vpath: string, op: string): VerifiedDir {
+    return this.#dir(Descriptor.open(real, O_RDONLY | O_DIRECTORY), vpath, op);
   }
 
   /**
    * Real path of the descriptor when it lies inside the home, else null (listings show such links unresolved).
    *
-   * The readlink of /proc/self/fd/N runs on the event loop: the kernel answers it from the descriptor's dentry chain
-   * in memory, without touching the disk, in a few microseconds, where a trip through libuv's thread pool costs ten
-   * times that in hand-offs (an upload verifies its directory three times). Being synchronous also shortens the
-   * window between a check and the operation after it.
+   * The readlink of /proc/self/fd/N runs on the event loop like the opens around it: the kernel answers it from the
+   * descriptor's dentry chain in memory, without touching the disk, even when the home is on a network file system.
    */
   async realInside(fd: number): Promise<string | null> {
     const { bytes } = await this.#home;
@@ -180,13 +179,10 @@ export class HomeJail {
     return isInside(home, real) ? real.toString('utf8') : null;
   }
 
-  /** Real path of the descriptor, which must lie inside the home: else 550 and a `confinement_violation`. */
-  async verify(fd: number, vpath: string, op: string, reason: ConfinementViolation['reason'] = 'outside_home'): Promise<string> {
-    await this.#home;
-    return this.verifyNow(fd, vpath, op, reason);
-  }
-
-  /** verify() once the home is known (always the case for a descriptor the jail handed out). */
+  /**
+   * Real path of the descriptor, which must lie inside the home: else 550 and a `confinement_violation`. Needs the
+   * home known, which it is for every descriptor opened through the jail.
+   */
   verifyNow(fd: number, vpath: string, op: string, reason: ConfinementViolation['reason'] = 'outside_home'): string {
     const home = this.#homeNow;
     if (home === null) throw new FtpError(550, 'Home directory not available', { reason: 'home_unavailable' });
@@ -202,21 +198,22 @@ export class HomeJail {
     throw new FtpError(550, 'Path outside home directory', { reason: 'path_outside_home' });
   }
 
-  async #verified(handle: FileHandle, vpath: string, op: string): Promise<FileHandle> {
+  #verified(handle: Descriptor, vpath: string, op: string): Descriptor {
     try {
-      await this.verify(handle.fd, vpath, op);
+      this.verifyNow(handle.fd, vpath, op);
       return handle;
     } catch (err) {
-      await handle.close().catch(() => undefined);
+      // Nothing was started on it: closed at once.
+      handle.close().catch(() => undefined);
       throw err;
     }
   }
 
-  async #dir(handle: FileHandle, vpath: string, op: string): Promise<VerifiedDir> {
+  #dir(handle: Descriptor, vpath: string, op: string): VerifiedDir {
     try {
-      return new VerifiedDir(this, handle, await this.verify(handle.fd, vpath, op), vpath);
+      return new VerifiedDir(this, handle, this.verifyNow(handle.fd, vpath, op), vpath);
     } catch (err) {
-      await handle.close().catch(() => undefined);
+      handle.close().catch(() => undefined);
       throw err;
     }
   }
@@ -224,11 +221,11 @@ export class HomeJail {
 
 /** Creates the home (mkdir -p) and learns its real path as /proc reports descriptors, which verification compares to. */
 async function openHome(home: string): Promise<{ path: string; bytes: Buffer }> {
-  await mkdir(home, { recursive: true });
-  const path = await realpath(home);
-  const handle = await open(path, O_RDONLY | O_DIRECTORY);
+  mkdirSync(home, { recursive: true });
+  const path = realpathSync.native(home);
+  const handle = Descriptor.open(path, O_RDONLY | O_DIRECTORY);
   try {
-    const bytes = await readlink(fdPath(handle.fd), { encoding: 'buffer' });
+    const bytes = readlinkSync(fdPath(handle.fd), { encoding: 'buffer' });
     if (bytes.toString('utf8') !== path) throw new Error(`${fdPath(handle.fd)} does not name the home: confinement needs Linux /proc`);
     return { path, bytes };
   } finally {

@@ -1,7 +1,8 @@
 import { constants, type Stats } from 'node:fs';
-import { open, opendir, type FileHandle } from 'node:fs/promises';
+import { opendir } from 'node:fs/promises';
 import type { Logger } from '../log/logger.js';
 import type { FileInfo, Listing } from './backend.js';
+import { Descriptor } from './descriptor.js';
 import { fdPath, O_PATH, type HomeJail, type VerifiedDir } from './home-jail.js';
 import { lstatBatch, type RawStat } from './stat-worker.js';
 import { isUploadArtifact } from './upload-names.js';
@@ -135,11 +136,12 @@ export class LocalListing implements Listing {
     );
   }
 
+  /** On the event loop: an O_PATH open, a readlink of /proc and an fstat, all answered from memory. */
   async #link(name: string, st: RawStat): Promise<FileInfo> {
-    let target: FileHandle | undefined;
+    let target: Descriptor | undefined;
     try {
-      target = await open(this.#dir.at(name), O_PATH);
-      if ((await this.#jail.realInside(target.fd)) !== null) return toInfo(name, await target.stat());
+      target = Descriptor.open(this.#dir.at(name), O_PATH);
+      if ((await this.#jail.realInside(target.fd)) !== null) return toInfo(name, target.stat());
     } catch {
       // broken link or loop: listed as a link
     } finally {

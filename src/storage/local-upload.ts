@@ -1,9 +1,10 @@
-import { constants, createReadStream, type Stats } from 'node:fs';
-import { copyFile, lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { constants, createReadStream, lstatSync, renameSync, unlinkSync, type Stats } from 'node:fs';
+import { copyFile, rename, unlink } from 'node:fs/promises';
 import type { Logger } from '../log/logger.js';
 import { FtpError } from '../errors.js';
 import { join } from 'node:path';
 import type { CommitOptions, Upload, UploadMode, UploadResult } from './backend.js';
+import { Descriptor } from './descriptor.js';
 import type { DigestJob, DigestPool } from './digest-pool.js';
 import { HashingFileWriter } from './hashing-stream.js';
 import { fdPath, toStorageError, type VerifiedDir } from './home-jail.js';
@@ -47,13 +48,16 @@ export const INVALID_REST = 'Requested action not taken: invalid REST offset';
  *
  * Every file is created or opened by name inside the verified directory (never by a path resolved again), and the
  * directory is checked to be still inside the home after the open and before the first byte is written.
+ *
+ * Opens, renames, unlinks and closes run synchronously on the event loop (see descriptor.ts); the file's bytes, its
+ * fsync and the directory's fsync go through the thread pool, since they wait for the disk.
  */
 export async function openLocalUpload(target: UploadTarget, mode: UploadMode, options: UploadOptions): Promise<Upload> {
   const { dir } = target;
   // REST 0 + STOR is a plain STOR.
   const effective: UploadMode = mode.kind === 'resume' && mode.offset === 0 ? { kind: 'replace' } : mode;
   const temp = options.atomic ? uploadTempName(target.name) : null;
-  let file: FileHandle | undefined;
+  let file: Descriptor | undefined;
   try {
     if (effective.kind === 'resume' && !(Number.isSafeInteger(effective.offset) && effective.offset > 0)) {
       throw new FtpError(554, INVALID_REST, { reason: 'invalid_rest' });
@@ -69,26 +73,27 @@ export async function openLocalUpload(target: UploadTarget, mode: UploadMode, op
     return new LocalUpload({ file, digest, prefix, dir, name: target.name, vpath: target.vpath, temp, partial: partialName(target.name), replaced, options });
   } catch (err) {
     await file?.close().catch(() => undefined);
-    if (temp !== null) await removeQuietly(dir.at(temp));
+    if (temp !== null) removeQuietly(dir.at(temp));
     await dir.close();
     throw toStorageError(err);
   }
 }
 
 /** In place (atomicUploads off): the target itself, never followed if a symlink was swapped in. */
-async function openInPlace(target: UploadTarget, mode: UploadMode, check: () => void): Promise<{ file: FileHandle; prefix: number }> {
-  // O_NONBLOCK: opening a FIFO swapped in meanwhile fails instead of blocking a thread-pool thread; no effect on files.
+async function openInPlace(target: UploadTarget, mode: UploadMode, check: () => void): Promise<{ file: Descriptor; prefix: number }> {
+  // O_NONBLOCK: opening a FIFO swapped in meanwhile fails (ENXIO) or returns at once instead of blocking the event
+  // loop; no effect on regular files, and anything else is refused by the type check below.
   // No O_TRUNC: a replaced file is cut only once its directory has been checked again.
   const flags = O_RDWR | O_NOFOLLOW | O_NONBLOCK | (mode.kind === 'resume' ? 0 : O_CREAT);
   if (mode.kind === 'resume' && (target.existing === null || target.existing.size < mode.offset)) {
     throw new FtpError(554, INVALID_REST, { reason: 'invalid_rest' });
   }
-  const file = await open(target.dir.at(target.name), flags, NEW_FILE_MODE);
+  const file = Descriptor.open(target.dir.at(target.name), flags, NEW_FILE_MODE);
   const prefix = await closingOnError(file, async () => {
     check();
     switch (mode.kind) {
       case 'replace':
-        await regularSize(file);
+        regularSize(file);
         await file.truncate(0);
         return 0;
       case 'append':
@@ -100,10 +105,11 @@ async function openInPlace(target: UploadTarget, mode: UploadMode, check: () => 
   return { file, prefix };
 }
 
-async function openTemp(temp: string, target: UploadTarget, mode: UploadMode, check: () => void): Promise<{ file: FileHandle; prefix: number }> {
+async function openTemp(temp: string, target: UploadTarget, mode: UploadMode, check: () => void): Promise<{ file: Descriptor; prefix: number }> {
   const { dir, existing } = target;
-  const create = async (): Promise<FileHandle> => {
-    const file = await open(dir.at(temp), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, NEW_FILE_MODE);
+  // O_EXCL: never opens what is already there (EEXIST), so nothing swapped in at the name can block the open.
+  const create = async (): Promise<Descriptor> => {
+    const file = Descriptor.open(dir.at(temp), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, NEW_FILE_MODE);
     await closingOnError(file, async () => check());
     return file;
   };
@@ -111,7 +117,7 @@ async function openTemp(temp: string, target: UploadTarget, mode: UploadMode, ch
     case 'replace': {
       const file = await create();
       // The rename replaces the inode: carry the old file's permission bits over, as an in-place write would.
-      if (existing !== null) await closingOnError(file, () => file.chmod(existing.mode & 0o7777));
+      if (existing !== null) await closingOnError(file, async () => file.chmod(existing.mode & 0o7777));
       return { file, prefix: 0 };
     }
     case 'append': {
@@ -121,8 +127,9 @@ async function openTemp(temp: string, target: UploadTarget, mode: UploadMode, ch
       return { file, prefix: await closingOnError(file, async () => (await copyStored(target, file), regularSize(file))) };
     }
     case 'resume': {
-      if (await claimPartial(dir, partialName(target.name), temp, mode.offset)) {
-        const file = await open(dir.at(temp), O_RDWR | O_NOFOLLOW);
+      if (claimPartial(dir, partialName(target.name), temp, mode.offset)) {
+        // O_NONBLOCK: the name held a file a moment ago, but whatever was renamed in must not block the open.
+        const file = Descriptor.open(dir.at(temp), O_RDWR | O_NOFOLLOW | O_NONBLOCK);
         return { file, prefix: await closingOnError(file, async () => (check(), cutAt(file, mode.offset))) };
       }
       if (existing === null || existing.size < mode.offset) throw new FtpError(554, INVALID_REST, { reason: 'invalid_rest' });
@@ -137,10 +144,12 @@ async function openTemp(temp: string, target: UploadTarget, mode: UploadMode, ch
  * reflinks where the file system has them) reads the stored file found in the verified directory and writes the
  * temporary created there, whatever happens to names meanwhile. It also gives the copy the stored file's mode.
  */
-async function copyStored(target: UploadTarget, temp: FileHandle): Promise<void> {
-  const stored = await open(target.dir.at(target.name), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+async function copyStored(target: UploadTarget, temp: Descriptor): Promise<void> {
+  const stored = Descriptor.open(target.dir.at(target.name), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   try {
-    if (!(await stored.stat()).isFile()) throw new FtpError(550, 'Not a regular file', { reason: 'not_file' });
+    if (!stored.stat().isFile()) throw new FtpError(550, 'Not a regular file', { reason: 'not_file' });
+    // The copy's reads and writes wait for the disk: on the thread pool. copyFile opens the paths itself, so the
+    // descriptors have nothing in flight of their own.
     await copyFile(fdPath(stored.fd), fdPath(temp.fd));
   } finally {
     await stored.close().catch(() => undefined);
@@ -148,14 +157,14 @@ async function copyStored(target: UploadTarget, temp: FileHandle): Promise<void>
 }
 
 /** Truncates the file to `offset` (REST), refusing when it holds fewer bytes. Returns the offset. */
-async function cutAt(file: FileHandle, offset: number): Promise<number> {
-  if ((await regularSize(file)) < offset) throw new FtpError(554, INVALID_REST, { reason: 'invalid_rest' });
+async function cutAt(file: Descriptor, offset: number): Promise<number> {
+  if (regularSize(file) < offset) throw new FtpError(554, INVALID_REST, { reason: 'invalid_rest' });
   await file.truncate(offset);
   return offset;
 }
 
 /** Runs a step on a freshly opened file; the file is closed when the step fails, so no descriptor leaks. */
-async function closingOnError<T>(file: FileHandle, step: () => Promise<T>): Promise<T> {
+async function closingOnError<T>(file: Descriptor, step: () => Promise<T>): Promise<T> {
   try {
     return await step();
   } catch (err) {
@@ -168,30 +177,30 @@ async function closingOnError<T>(file: FileHandle, step: () => Promise<T>): Prom
  * Moves the partial of an earlier aborted upload to `temp` when it holds at least `offset` bytes. The rename makes
  * the claim atomic: two sessions resuming the same name cannot both continue one partial.
  */
-async function claimPartial(dir: VerifiedDir, partial: string, temp: string, offset: number): Promise<boolean> {
+function claimPartial(dir: VerifiedDir, partial: string, temp: string, offset: number): boolean {
   let st: Stats;
   try {
-    st = await lstat(dir.at(partial));
+    st = lstatSync(dir.at(partial));
   } catch {
     return false;
   }
   if (!st.isFile() || st.size < offset) return false;
   try {
-    await rename(dir.at(partial), dir.at(temp));
+    renameSync(dir.at(partial), dir.at(temp));
     return true;
   } catch {
     return false;
   }
 }
 
-async function regularSize(file: FileHandle): Promise<number> {
-  const st = await file.stat();
+function regularSize(file: Descriptor): number {
+  const st = file.stat();
   if (!st.isFile()) throw new FtpError(550, 'Not a regular file', { reason: 'not_file' });
   return st.size;
 }
 
 interface LocalUploadParts {
-  file: FileHandle;
+  file: Descriptor;
   digest: DigestJob;
   prefix: number;
   dir: VerifiedDir;
@@ -239,23 +248,24 @@ class LocalUpload implements Upload {
       dir.recheck('upload', vpath);
       if (temp !== null) {
         // rename(2) over a directory fails with EISDIR/ENOTEMPTY: the target is refused with 550 and the temp removed.
-        await rename(dir.at(temp), dir.at(name));
+        renameSync(dir.at(temp), dir.at(name));
         try {
           dir.recheck('upload', vpath);
         } catch (err) {
-          await removeQuietly(dir.at(name));
+          removeQuietly(dir.at(name));
           throw err;
         }
-        // A partial kept from an earlier attempt is stale now that the whole file is stored; removed while the
-        // directory is synced (either order is safe: a stale partial that comes back after a crash is only hidden).
-        await Promise.all([options.fsync ? dir.sync() : undefined, removeQuietly(dir.at(this.#p.partial))]);
+        // A partial kept from an earlier attempt is stale now that the whole file is stored (either order with the
+        // directory's fsync is safe: a stale partial that comes back after a crash is only hidden).
+        removeQuietly(dir.at(this.#p.partial));
+        if (options.fsync) await dir.sync();
       }
     } catch (err) {
       this.#phase = 'aborted';
       await this.#closeFile();
-      if (temp !== null) await removeQuietly(dir.at(temp));
+      if (temp !== null) removeQuietly(dir.at(temp));
       // In place (atomicUploads off) a refused file is already at the target: it goes too.
-      else if (this.#refused) await removeQuietly(dir.at(name));
+      else if (this.#refused) removeQuietly(dir.at(name));
       await dir.close();
       throw toStorageError(err);
     }
@@ -292,7 +302,7 @@ class LocalUpload implements Upload {
       await destroyAndWait(this.stream);
       let size = 0;
       try {
-        size = (await this.#p.file.stat()).size;
+        size = this.#p.file.stat().size;
       } catch {
         size = 0;
       }
@@ -301,13 +311,13 @@ class LocalUpload implements Upload {
       if (temp === null) return;
       if (keepPartial && size > 0) {
         try {
-          await rename(dir.at(temp), dir.at(partial));
+          renameSync(dir.at(temp), dir.at(partial));
           return;
         } catch (err) {
           options.log?.warn({ err, reason: 'partial_keep_failed' }, 'could not keep partial upload');
         }
       }
-      await removeQuietly(dir.at(temp));
+      removeQuietly(dir.at(temp));
     } finally {
       await dir.close();
     }
@@ -318,7 +328,7 @@ class LocalUpload implements Upload {
     this.#fileClosed = true;
     // The digest worker may still read the descriptor (an abort, a failed commit): it lets go first.
     await this.#p.digest.drop();
-    // FileHandle.close waits for writes still in flight, so the descriptor is never reused under them.
+    // Descriptor.close waits for writes and the fsync still in flight, so the number is never reused under them.
     await this.#p.file.close().catch(() => undefined);
   }
 }
@@ -342,6 +352,11 @@ export async function moveFile(from: string, to: string): Promise<void> {
   }
 }
 
-async function removeQuietly(path: string): Promise<void> {
-  await unlink(path).catch(() => undefined);
+/** unlink, on the event loop; a name already gone (or never created) is no error here. */
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // nothing to remove
+  }
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,7 +9,7 @@ import type { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { FtpError } from '../../src/errors.js';
 import { createLogger } from '../../src/log/logger.js';
-import type { StorageSession } from '../../src/storage/backend.js';
+import type { StorageSession, UploadMode } from '../../src/storage/backend.js';
 import { DigestPool } from '../../src/storage/digest-pool.js';
 import { createLocalStorage } from '../../src/storage/local-backend.js';
 
@@ -284,6 +285,72 @@ describe('local storage backend', () => {
         break;
       }
     }
+    assert.equal(await fds(), before);
+  });
+
+  it('meets a FIFO without blocking: refused before anything opens it for I/O', async () => {
+    execFileSync('mkfifo', [join(home, 'pipe')]);
+    try {
+      assert.equal((await storage.stat('/pipe')).type, 'other');
+      await rejectsFtp(storage.openRead('/pipe', 0, 1024), 550, 'not_file');
+      await rejectsFtp(storage.sha256('/pipe'), 550, 'not_file');
+      await rejectsFtp(storage.list('/pipe'), 550, 'not_dir');
+      for (const atomicUploads of [true, false]) {
+        const s = createLocalStorage({ home, ...limits, atomicUploads });
+        await rejectsFtp(s.openUpload('/pipe', { kind: 'replace' }, 1024), 550, 'not_file');
+        await rejectsFtp(s.openUpload('/pipe', { kind: 'append' }, 1024), 550, 'not_file');
+        await rejectsFtp(s.openUpload('/pipe', { kind: 'resume', offset: 1 }, 1024), 550, 'not_file');
+      }
+    } finally {
+      await rm(join(home, 'pipe'));
+    }
+  });
+
+  it('leaves no descriptor open after any operation, succeeded or refused', async () => {
+    await mkdir(join(home, 'fds'));
+    await writeFile(join(home, 'fds', 'f.txt'), 'some bytes');
+    const upload = async (path: string, mode: UploadMode, data: string, end: 'commit' | 'abort' | 'keep') => {
+      const u = await storage.openUpload(path, mode, 1024);
+      await new Promise<void>((resolve, reject) => u.stream.end(data, () => resolve()).once('error', reject));
+      if (end === 'commit') await u.commit();
+      else await u.abort(end === 'keep');
+    };
+    const everything = async () => {
+      await storage.stat('/fds/f.txt');
+      await rejectsFtp(storage.stat('/fds/missing'), 550, 'not_found');
+      await rejectsFtp(storage.stat('/etc-link'), 550, 'path_outside_home');
+      await storage.setMtime('/fds/f.txt', new Date(Date.UTC(2021, 0, 1)));
+      await rejectsFtp(storage.setMtime('/fds/missing', new Date()), 550, 'not_found');
+      await readAll(await storage.openRead('/fds/f.txt', 2, 1024));
+      (await storage.openRead('/fds/f.txt', 0, 1024)).destroy();
+      await rejectsFtp(storage.openRead('/fds/f.txt', 1000, 1024), 554, 'invalid_rest');
+      await rejectsFtp(storage.openRead('/fds', 0, 1024), 550, 'is_dir');
+      await storage.sha256('/fds/f.txt');
+      await storage.spaceAvailable('/fds');
+      await storage.uniqueName('/fds', 'f.txt');
+      await storage.list('/fds');
+      await upload('/fds/up.txt', { kind: 'replace' }, 'new', 'commit');
+      await upload('/fds/up.txt', { kind: 'append' }, ' more', 'commit');
+      await upload('/fds/up.txt', { kind: 'replace' }, 'partial', 'keep');
+      await upload('/fds/up.txt', { kind: 'resume', offset: 3 }, 'tail', 'commit');
+      await upload('/fds/up.txt', { kind: 'replace' }, 'dropped', 'abort');
+      await rejectsFtp(storage.openUpload('/fds', { kind: 'replace' }, 1024), 550, 'is_dir');
+      await rejectsFtp(storage.openUpload('/fds/up.txt', { kind: 'resume', offset: 1000 }, 1024), 554, 'invalid_rest');
+      await rejectsFtp(storage.openUpload('/fds/no/up.txt', { kind: 'replace' }, 1024), 550, 'not_found');
+      await storage.mkdir('/fds/d');
+      await rejectsFtp(storage.mkdir('/fds/d'), 550, 'exists');
+      await storage.rename('/fds/d', '/fds/e');
+      await rejectsFtp(storage.rename('/fds/d', '/fds/e'), 550, 'not_found');
+      await storage.rmdir('/fds/e');
+      await rejectsFtp(storage.rmdir('/fds/e'), 550, 'not_found');
+      await storage.unlink('/fds/up.txt');
+      await rejectsFtp(storage.unlink('/fds/up.txt'), 550, 'not_found');
+    };
+    // A first round starts the worker threads (digests, listings), which have descriptors of their own.
+    await everything();
+    const fds = async () => (await readdir('/proc/self/fd')).length;
+    const before = await fds();
+    await everything();
     assert.equal(await fds(), before);
   });
 
