@@ -22,8 +22,16 @@ export function isUploadArtifact(name: string): boolean {
   return name.startsWith(UPLOAD_TEMP_PREFIX) || name.startsWith(PARTIAL_PREFIX);
 }
 
+/**
+ * Temporaries are told apart by a counter from a random start, not by fresh random bytes per upload (a call into
+ * the CSPRNG per file for a name that only needs to be unique; O_EXCL refuses a collision anyway). 48 bits, 12 hex.
+ */
+let nextTempId = randomBytes(RANDOM_BYTES).readUIntBE(0, RANDOM_BYTES);
+const TEMP_ID_SPACE = 2 ** (8 * RANDOM_BYTES);
+
 export function uploadTempName(name: string): string {
-  const head = `${UPLOAD_TEMP_PREFIX}${randomBytes(RANDOM_BYTES).toString('hex')}.`;
+  nextTempId = (nextTempId + 1) % TEMP_ID_SPACE;
+  const head = `${UPLOAD_TEMP_PREFIX}${nextTempId.toString(16).padStart(2 * RANDOM_BYTES, '0')}.`;
   return head + truncateUtf8(name, FS_NAME_MAX_BYTES - Buffer.byteLength(head));
 }
 
