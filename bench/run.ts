@@ -172,6 +172,15 @@ async function main(): Promise<void> {
   if (serverNames.length === 0) throw new Error(`--servers names none of ${TARGET_NAMES.join(', ')}`);
   const files = await makeFiles();
   const targets: BenchTarget[] = [];
+  // Stopped from outside (Ctrl-C, kill): the servers it started and its data files go too, not left running.
+  const onSignal = (signal: NodeJS.Signals) => {
+    console.error(`bench: ${signal}, stopping the servers`);
+    void Promise.allSettled(targets.map((t) => t.stop()))
+      .then(() => rm(files.dir, { recursive: true, force: true }))
+      .finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     for (const name of serverNames) targets.push(await startTarget(name));
     for (const t of targets) {
