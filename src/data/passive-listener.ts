@@ -58,6 +58,12 @@ export class PassiveListener {
   #direction: TransferDirection | null = null;
   #closed = false;
   #settled = false;
+  /**
+   * The TLS handshake completed. From then on the binding check decides, not the socket's end: a client may finish
+   * the handshake and close at once (an empty upload: close_notify and FIN right behind its Finished), and its
+   * connection must still reach the transfer, which tells a clean end from a cut one.
+   */
+  #handshakeDone = false;
 
   private constructor(server: net.Server, port: number, binding: PassiveBinding, handshakeMs: number) {
     this.#server = server;
@@ -124,7 +130,7 @@ export class PassiveListener {
       socket.resume();
       return;
     }
-    socket.once('close', () => this.#refuse('closed', peer));
+    socket.once('close', () => this.#closedBeforeHandshake(peer));
     // From the connect on: a client that connects and sends nothing holds a socket until this fires.
     this.#handshakeTimer = setTimeout(() => this.#refuse('handshake_timeout', peer), this.#handshakeMs).unref();
     const context = this.#binding.context;
@@ -139,6 +145,7 @@ export class PassiveListener {
       // the connection gets the TLS path that suits both.
       const started = startTlsDataConnection(socket, context, peer, this.#direction, first, this.#binding.chunkBytes);
       this.#tlsStart = started;
+      started.socket.once('secure', () => (this.#handshakeDone = true));
       started.onceSecure(() => {
         this.#clearHandshakeTimer();
         void resumptionRefusal(started, this.#binding.requireSessionReuse, this.#binding.siblingLoginWaitMs).then((refusal) => {
@@ -151,8 +158,11 @@ export class PassiveListener {
           this.#settle.resolve(started.connection());
         });
       });
-      started.socket.once('error', (err) => this.#refuse('handshake_failed', peer, err));
-      started.socket.once('close', () => this.#refuse('closed', peer));
+      started.socket.once('error', (err) => {
+        // After the handshake an error (our close_notify written to a client already gone) is the transfer's to see.
+        if (!this.#handshakeDone) this.#refuse('handshake_failed', peer, err);
+      });
+      started.socket.once('close', () => this.#closedBeforeHandshake(peer));
     });
   }
 
@@ -180,6 +190,10 @@ export class PassiveListener {
   /** The security-relevant outcome, for logging, without waiting. */
   get peerSeen(): boolean {
     return this.#socket !== null;
+  }
+
+  #closedBeforeHandshake(peer: string): void {
+    if (!this.#handshakeDone) this.#refuse('closed', peer);
   }
 
   /** No transfer command within pasv.idleListenerTimeoutMs: the port and any connection, verified or not, go. */
