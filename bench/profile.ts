@@ -13,7 +13,7 @@ import { startFtpsdTarget } from './targets.js';
 // it, and prints bench/profile-summary.ts's summary of the measured window, per unit of work. The server measured is
 // the build in dist/ (npm run build first).
 // Usage: node --import tsx bench/profile.ts --work small-up|small-down|ftplib|big-down|big-up [--files 500]
-//        [--big-mib 1024] [--out DIR] [--perf | --strace]
+//        [--big-mib 1024] [--out DIR] [--perf | --strace] [--tls12]
 
 const repoDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
@@ -26,6 +26,8 @@ const { values: args } = parseArgs({
     perf: { type: 'boolean', default: false },
     // Counts the server's system calls (all threads) during the work with `strace -c -f`, printed per unit of work.
     strace: { type: 'boolean', default: false },
+    // lftp without TLS 1.3 (GnuTLS priority string), to compare the two versions' cost per data connection.
+    tls12: { type: 'boolean', default: false },
   },
 });
 const files = Number(args.files);
@@ -38,7 +40,8 @@ await mkdir(outDir, { recursive: true });
 const data = await mkdtemp(join(tmpdir(), 'ftpsd-profile-'));
 // --perf-basic-prof writes /tmp/perf-PID.map, which names JIT-compiled JavaScript functions in perf's report.
 // Under strace the server runs without --cpu-prof: its sampling signals would outnumber every other system call.
-const t = await startFtpsdTarget(repoDir, args.strace ? [] : ['--cpu-prof', '--cpu-prof-dir', outDir, ...(args.perf ? ['--perf-basic-prof'] : [])]);
+// Under perf too: the V8 sampler's signals and thread would be a tenth of what perf sees.
+const t = await startFtpsdTarget(repoDir, args.strace ? [] : args.perf ? ['--perf-basic-prof'] : ['--cpu-prof', '--cpu-prof-dir', outDir]);
 const perfData = join(outDir, 'perf.data');
 let perfRecord: ChildProcess | null = null;
 const straceOut = join(outDir, 'strace.txt');
@@ -73,7 +76,7 @@ try {
   await mkdir(back);
   execFileSync('sh', ['-c', `i=0; while [ $i -lt ${files} ]; do head -c 4096 /dev/urandom > "$1/f$(printf %04d $i).bin"; i=$((i+1)); done`, 'sh', small]);
   const lftp = async (script: string) => {
-    const r = await runLftp(script, { port: t.port, user: t.user, password: t.password, timeoutMs: 600_000 });
+    const r = await runLftp(`${args.tls12 ? 'set ssl:priority NORMAL:-VERS-TLS1.3\n' : ''}${script}`, { port: t.port, user: t.user, password: t.password, timeoutMs: 600_000 });
     if (r.code !== 0) throw new Error(`lftp: ${r.stderr.slice(-500)}`);
   };
   const url = (p: string) => `ftp://${t.user}:${encodeURIComponent(t.password)}@127.0.0.1:${t.port}/${p}`;
@@ -129,7 +132,7 @@ try {
 }
 // One profile per thread: the main thread's, then the digest worker's (which is idle before and after the work too).
 const profiles = (await readdir(outDir)).filter((f) => f.endsWith('.cpuprofile')).sort();
-if (profiles.length === 0 && !args.strace) throw new Error(`no profile written in ${outDir}`);
+if (profiles.length === 0 && !args.strace && !args.perf) throw new Error(`no profile written in ${outDir}`);
 for (const profile of profiles) {
   const summary = await runProcess(process.execPath, ['--import', 'tsx', join(repoDir, 'bench/profile-summary.ts'), join(outDir, profile), '--window', '--per', String(per), '--unit', unit]);
   console.log(summary.stdout + summary.stderr);

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -130,7 +131,11 @@ export async function startFtpsdTarget(repoDir: string, nodeFlags: readonly stri
       `${password}\n`,
       repoDir,
     );
-    const child = spawn(process.execPath, [...FTPSD_NODE_FLAGS, ...nodeFlags, bin, 'serve', '--config', configFile], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+    // FTPSD_BENCH_STDOUT: a file for the server's JSON log (and what V8 flags such as --trace-gc print); unset: dropped.
+    const logFile = process.env.FTPSD_BENCH_STDOUT;
+    const out = logFile === undefined || logFile === '' ? 'ignore' : openSync(logFile, 'a');
+    const child = spawn(process.execPath, [...FTPSD_NODE_FLAGS, ...nodeFlags, bin, 'serve', '--config', configFile], { cwd: root, stdio: ['ignore', out, 'pipe'] });
+    if (typeof out === 'number') closeSync(out);
     const stderr: Buffer[] = [];
     child.stderr?.on('data', (b: Buffer) => stderr.push(b));
     try {

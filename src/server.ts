@@ -226,6 +226,7 @@ export async function startServer(opts: StartOptions): Promise<ServerHandle> {
             maxNameBytes: config.storage.maxNameBytes,
             atomicUploads: config.storage.atomicUploads,
             fsyncOnCommit: config.storage.fsyncOnCommit,
+            syncIoMaxBytes: config.storage.syncIoMaxBytes,
             listingSortMaxEntries: config.storage.listingSortMaxEntries,
             digests,
             log: userLog,

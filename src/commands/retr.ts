@@ -19,11 +19,18 @@ export const RETR: CommandSpec = {
     const offset = takeRestOffset(s);
     const path = resolveArg(s, arg);
     requirePermission(s, 'download', path);
-    const info = await s.storage.stat(path);
-    if (info.type !== 'file') throw new FtpError(550, 'Not a regular file', { reason: 'not_file' });
     const chunk = s.server.config.limits.transferChunkBytes;
-    // Opened before 150 so a missing or unreadable file is a plain 550, with no data connection wasted.
+    // Opened before 150 so a missing or unreadable file is a plain 550, with no data connection wasted. A local file
+    // opened this way was found to be a regular file and its size read: no second lookup of the path.
     const file = await s.storage.openRead(path, offset, chunk);
+    const range = (file as { [FILE_RANGE]?: FileRange })[FILE_RANGE];
+    let size: number;
+    try {
+      size = range?.size ?? (await regularFileSize(s, path));
+    } catch (err) {
+      file.destroy();
+      throw err;
+    }
     // pipeline (not pipe) so a read error in the middle ends the transfer at once instead of at the stall timeout.
     const source = s.params.type === 'A' ? asciiSource(file) : file;
     const started = Date.now();
@@ -32,14 +39,13 @@ export const RETR: CommandSpec = {
     const progress = { bytes: 0 };
     let conn: Parameters<typeof auditTransfer>[1]['conn'] = null;
     try {
-      const reply = await s.data.transfer('download', `Opening ${mode} mode data connection for ${path} (${info.size} bytes)`, async (c, signal) => {
+      const reply = await s.data.transfer('download', `Opening ${mode} mode data connection for ${path} (${size} bytes)`, async (c, signal) => {
         conn = c;
         // Binary from a local file: straight from the descriptor into buffers reused chunk after chunk.
-        const range = (file as { [FILE_RANGE]?: FileRange })[FILE_RANGE];
-        if (s.params.type !== 'A' && range !== undefined) await sendFileToClient(range, c, transferLimits(s, 'download'), signal, chunk, progress);
+        if (s.params.type !== 'A' && range !== undefined) await sendFileToClient(range, c, transferLimits(s, 'download'), signal, chunk, progress, s.server.config.storage.syncIoMaxBytes);
         else await sendToClient(source, c, transferLimits(s, 'download'), signal, chunk, progress);
         return { code: 226, text: 'Transfer complete' };
-      }, { path, size: Math.max(0, info.size - offset), progress });
+      }, { path, size: Math.max(0, size - offset), progress });
       auditTransfer(s, { user, direction: 'download', path, bytes: progress.bytes, started, conn, offset, result: reply.code === 226 ? 'ok' : 'aborted', code: reply.code });
       return reply;
     } catch (err) {
@@ -52,6 +58,12 @@ export const RETR: CommandSpec = {
     }
   },
 };
+
+async function regularFileSize(s: Parameters<CommandSpec['run']>[0], path: string): Promise<number> {
+  const info = await s.storage.stat(path);
+  if (info.type !== 'file') throw new FtpError(550, 'Not a regular file', { reason: 'not_file' });
+  return info.size;
+}
 
 function asciiSource(file: Readable): Readable {
   const convert = lfToCrlf();

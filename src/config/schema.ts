@@ -255,6 +255,12 @@ export const configSchema = z
       atomicUploads: z.boolean().default(true),
       /** An upload is fsync'ed (file, then directory) before 226 reports it stored: a power cut cannot lose it. */
       fsyncOnCommit: z.boolean().default(true),
+      /**
+       * A file of up to this many bytes is read (RETR) or written (STOR, the bytes an upload holds when it ends) with one
+       * call on the event loop instead of a trip through the thread pool, which costs more CPU than the call itself. The
+       * call blocks every session for as long as the disk takes: 0 on network file systems (see the admin guide).
+       */
+      syncIoMaxBytes: nonNegativeInt.default(64 * 1024),
       /** Longest client path in UTF-8 bytes (553 beyond). */
       maxPathBytes: positiveInt.default(4096),
       /** Longest single file name in UTF-8 bytes (553 beyond). */

@@ -1,4 +1,4 @@
-import { read } from 'node:fs';
+import { read, readSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { FtpError } from '../errors.js';
 import type { FileRange } from '../storage/backend.js';
@@ -163,15 +163,17 @@ export async function sendToClient(source: Readable, conn: DataConnection, limit
 /**
  * A local file to the client, binary: reads into two buffers of its own, alternately, each reused once the socket
  * has taken the chunk written from it, so that a large download allocates two buffers instead of one per chunk
- * (the garbage collector's share of a 1 GiB download) and a small one needs a single read and no stream at all. The
- * descriptor stays owned by the caller; no read is running any more when this settles.
+ * (the garbage collector's share of a 1 GiB download) and a small one needs a single read and no stream at all. A
+ * file of up to `syncReadMaxBytes` (storage.syncIoMaxBytes) is read on the event loop: one call, no thread-pool trip.
+ * The descriptor stays owned by the caller; no read is running any more when this settles.
  */
-export async function sendFileToClient(file: FileRange, conn: DataConnection, limits: TransferLimits, signal: AbortSignal, chunkBytes: number, progress?: TransferProgress): Promise<TransferOutcome> {
+export async function sendFileToClient(file: FileRange, conn: DataConnection, limits: TransferLimits, signal: AbortSignal, chunkBytes: number, progress?: TransferProgress, syncReadMaxBytes = 0): Promise<TransferOutcome> {
   const started = Date.now();
   const sink = conn.stream;
   // One more byte than the file holds: a file read whole in one go comes back short, which says it ended.
   const size = Math.max(1, Math.min(chunkBytes, file.size - file.start + 1));
   const buffers = [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)];
+  const readNow = size <= syncReadMaxBytes;
   const writes: Array<Promise<void> | null> = [null, null];
   let failure: Error | null = null;
   const fail = (err: Error) => {
@@ -193,7 +195,7 @@ export async function sendFileToClient(file: FileRange, conn: DataConnection, li
       await writes[i];
       if (failure !== null) throw failure;
       const buffer = buffers[i]!;
-      const n = await readAt(file.fd, buffer, position);
+      const n = readNow ? readSync(file.fd, buffer, 0, buffer.length, position) : await readAt(file.fd, buffer, position);
       if (failure !== null) throw failure;
       if (n === 0) break;
       position += n;

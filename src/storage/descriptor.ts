@@ -1,4 +1,4 @@
-import { closeSync, createReadStream, fchmodSync, fstatSync, fsync, ftruncate, openSync, read, write, writev, type ReadStream, type Stats } from 'node:fs';
+import { closeSync, createReadStream, fchmodSync, fstatSync, fsync, ftruncate, openSync, read, write, writev, writevSync, type ReadStream, type Stats } from 'node:fs';
 
 /*
  * Local storage opens, closes and stats files synchronously, on the event loop. Those calls are answered by the
@@ -72,6 +72,12 @@ export class Descriptor {
   /** pwritev(2), on the thread pool. */
   writev(buffers: Buffer[], position: number): Promise<number> {
     return this.#run<number>((done) => writev(this.#fd, buffers, position, (err, n) => done(err, n)));
+  }
+
+  /** pwritev(2) on the event loop, for a few kilobytes (storage.syncIoMaxBytes): no pool trip, no pending operation. */
+  writevNow(buffers: Buffer[], position: number): number {
+    this.#check();
+    return writevSync(this.#fd, buffers, position);
   }
 
   /**

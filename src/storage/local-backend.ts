@@ -23,6 +23,8 @@ export interface LocalStorageOptions {
   atomicUploads: boolean;
   /** storage.fsyncOnCommit: an upload is on stable storage before commit reports it stored. Default true. */
   fsyncOnCommit?: boolean;
+  /** storage.syncIoMaxBytes: uploads holding at most this many bytes at their end write them on the event loop. Default 0. */
+  syncIoMaxBytes?: number;
   /** storage.listingSortMaxEntries: directories up to this many entries are listed sorted by name. */
   listingSortMaxEntries?: number;
   /** Where SHA-256 digests are computed (uploads and HASH), off the event loop. */
@@ -65,6 +67,7 @@ class LocalStorage implements LocalStorageSession {
   readonly #limits: PathLimits;
   readonly #atomic: boolean;
   readonly #fsync: boolean;
+  readonly #syncIoMax: number;
   readonly #sortMax: number;
   readonly #digests: DigestPool;
   readonly #log: Logger | undefined;
@@ -76,6 +79,7 @@ class LocalStorage implements LocalStorageSession {
     this.#limits = { maxPathBytes: opts.maxPathBytes, maxNameBytes: opts.maxNameBytes };
     this.#atomic = opts.atomicUploads;
     this.#fsync = opts.fsyncOnCommit ?? true;
+    this.#syncIoMax = opts.syncIoMaxBytes ?? 0;
     this.#sortMax = opts.listingSortMaxEntries ?? DEFAULT_SORT_MAX_ENTRIES;
     this.#digests = opts.digests;
     this.ready = this.#jail.ready.then(() => undefined);
@@ -249,7 +253,7 @@ class LocalStorage implements LocalStorageSession {
       const target = await this.#uploadTarget(dir, virtualBaseName(path), path);
       if (target.dir !== dir) await dir.close();
       // From here the upload owns target.dir (and closes it when it fails to open).
-      return await openLocalUpload(target, mode, { atomic: this.#atomic, fsync: this.#fsync, chunkBytes, digests: this.#digests, log: this.#log });
+      return await openLocalUpload(target, mode, { atomic: this.#atomic, fsync: this.#fsync, chunkBytes, syncWriteMaxBytes: this.#syncIoMax, digests: this.#digests, log: this.#log });
     } catch (err) {
       await dir?.close();
       throw toStorageError(err);

@@ -32,6 +32,8 @@ export interface UploadOptions {
   /** fsync the file (and its directory after the rename) before commit reports success. */
   fsync: boolean;
   chunkBytes: number;
+  /** storage.syncIoMaxBytes: see HashingFileWriter. */
+  syncWriteMaxBytes: number;
   /** Where the SHA-256 of the stored file is computed. */
   digests: DigestPool;
   log?: Logger | undefined;
@@ -224,7 +226,7 @@ class LocalUpload implements Upload {
   constructor(parts: LocalUploadParts) {
     this.#p = parts;
     this.replaced = parts.replaced;
-    this.stream = new HashingFileWriter(parts.file, parts.digest, parts.prefix, parts.options.chunkBytes);
+    this.stream = new HashingFileWriter(parts.file, parts.digest, parts.prefix, parts.options.chunkBytes, parts.options.syncWriteMaxBytes);
   }
 
   async commit(commitOptions?: CommitOptions): Promise<UploadResult> {

@@ -238,3 +238,46 @@ describe('local uploads', () => {
     await rejectsFtp(inPlace.openUpload('/direct.bin', { kind: 'resume', offset: 100 }, CHUNK), 554);
   });
 });
+
+describe('local uploads with small files written on the event loop (storage.syncIoMaxBytes)', () => {
+  let root: string;
+  let home: string;
+  let storage: StorageSession;
+  const SYNC_MAX = 16 * 1024;
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'ftpsd-upload-sync-'));
+    home = join(root, 'home');
+    storage = createLocalStorage({ home, ...limits, atomicUploads: true, syncIoMaxBytes: SYNC_MAX });
+  });
+
+  after(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('files below, at and above the limit, in one chunk or several, are stored whole with their SHA-256', async () => {
+    for (const length of [0, 1, 4096, SYNC_MAX, SYNC_MAX + 1, 300_000]) {
+      const data = pattern(length, length % 251);
+      const upload = await storage.openUpload(`/f${length}.bin`, { kind: 'replace' }, CHUNK);
+      await send(upload, data);
+      const result = await upload.commit();
+      assert.deepEqual(result, { bytes: length, size: length, sha256: sha(data), storagePath: join(home, `f${length}.bin`) }, `${length} bytes`);
+      assert.ok((await readFile(join(home, `f${length}.bin`))).equals(data), `${length} bytes on disk`);
+    }
+  });
+
+  it('an aborted upload keeps every byte it had received in its partial, and REST + STOR completes it', async () => {
+    const full = pattern(10_000, 9);
+    const first = await storage.openUpload('/held.bin', { kind: 'replace' }, CHUNK);
+    // Below the limit: accepted, and still held in memory when the connection breaks.
+    await writeSome(first.stream, full.subarray(0, 3_000));
+    first.stream.on('error', () => undefined);
+    first.stream.destroy(new Error('data connection reset'));
+    await first.abort(true);
+    assert.ok((await readFile(join(home, '.ftpsd-partial.held.bin'))).equals(full.subarray(0, 3_000)));
+    const second = await storage.openUpload('/held.bin', { kind: 'resume', offset: 3_000 }, CHUNK);
+    await send(second, full.subarray(3_000));
+    assert.equal((await second.commit()).sha256, sha(full));
+    assert.ok((await readFile(join(home, 'held.bin'))).equals(full));
+  });
+});
