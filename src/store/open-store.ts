@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationResultSet } from 'kysely';
+import { withStatementCache } from './statement-cache.js';
 import type { Config } from '../config/schema.js';
 import { resolvePath } from '../config/load.js';
 import { migrations, type Database, type Engine } from './schema.js';
@@ -72,7 +73,7 @@ async function openSqlite(path: string): Promise<Store> {
   // cut may lose the last few commits, such as a last-login time).
   database.pragma('synchronous = NORMAL');
   database.pragma('foreign_keys = ON');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
   return { db, engine: 'sqlite', location: path, sqlite: database, close: () => db.destroy() };
 }
 
