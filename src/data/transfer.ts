@@ -172,7 +172,8 @@ export async function sendFileToClient(file: FileRange, conn: DataConnection, li
   const sink = conn.stream;
   // One more byte than the file holds: a file read whole in one go comes back short, which says it ended.
   const size = Math.max(1, Math.min(chunkBytes, file.size - file.start + 1));
-  const buffers = [Buffer.allocUnsafeSlow(size), Buffer.allocUnsafeSlow(size)];
+  // The second buffer only once a second chunk is read: a small file needs one.
+  const buffers: Array<Buffer | undefined> = [Buffer.allocUnsafeSlow(size), undefined];
   const readNow = size <= syncReadMaxBytes;
   const writes: Array<Promise<void> | null> = [null, null];
   let failure: Error | null = null;
@@ -194,7 +195,7 @@ export async function sendFileToClient(file: FileRange, conn: DataConnection, li
       // The buffer is free again once the write that used it two chunks ago completed.
       await writes[i];
       if (failure !== null) throw failure;
-      const buffer = buffers[i]!;
+      const buffer = (buffers[i] ??= Buffer.allocUnsafeSlow(size));
       const n = readNow ? readSync(file.fd, buffer, 0, buffer.length, position) : await readAt(file.fd, buffer, position);
       if (failure !== null) throw failure;
       if (n === 0) break;

@@ -1,4 +1,4 @@
-import { closeSync, createReadStream, fchmodSync, fstatSync, fsync, ftruncate, openSync, read, write, writev, writevSync, type ReadStream, type Stats } from 'node:fs';
+import { closeSync, createReadStream, fchmodSync, fstatSync, fsync, ftruncate, openSync, read, write, writeSync, writev, type ReadStream, type Stats } from 'node:fs';
 
 /*
  * Local storage opens, closes and stats files synchronously, on the event loop. Those calls are answered by the
@@ -74,10 +74,10 @@ export class Descriptor {
     return this.#run<number>((done) => writev(this.#fd, buffers, position, (err, n) => done(err, n)));
   }
 
-  /** pwritev(2) on the event loop, for a few kilobytes (storage.syncIoMaxBytes): no pool trip, no pending operation. */
-  writevNow(buffers: Buffer[], position: number): number {
+  /** pwrite(2) on the event loop, for a few kilobytes (storage.syncIoMaxBytes): no pool trip, no pending operation. */
+  writeNow(buffer: Buffer, position: number): number {
     this.#check();
-    return writevSync(this.#fd, buffers, position);
+    return writeSync(this.#fd, buffer, 0, buffer.length, position);
   }
 
   /**

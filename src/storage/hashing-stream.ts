@@ -45,8 +45,7 @@ export class HashingFileWriter extends Writable {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    if (this.#hold([chunk], chunk.length)) callback();
-    else this.#store(this.#release([chunk]), this.#heldBytes + chunk.length, callback);
+    this.#receive([chunk], chunk.length, callback);
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
@@ -57,8 +56,7 @@ export class HashingFileWriter extends Writable {
       buffers[i] = b;
       length += b.length;
     }
-    if (this.#hold(buffers, length)) callback();
-    else this.#store(this.#release(buffers), this.#heldBytes + length, callback);
+    this.#receive(buffers, length, callback);
   }
 
   override _final(callback: (error?: Error | null) => void): void {
@@ -66,59 +64,57 @@ export class HashingFileWriter extends Writable {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    // An aborted upload may be kept as a partial: what was held goes into the file first (best effort).
-    if (this.#pending === null) this.#writeHeld();
+    // An aborted upload may be kept as a partial: what was held goes into the file first (best effort). Nothing is
+    // held while a write runs on the pool.
+    this.#writeHeld();
     // Report 'close' only once no write is running, so the owner may then close or rename the file.
     if (this.#pending === null) callback(error);
     else this.#pending.then(() => callback(error), () => callback(error));
   }
 
-  /** Keeps the chunks when everything held stays within the limit (and nothing went to the pool yet). */
-  #hold(buffers: Buffer[], length: number): boolean {
-    if (this.#heldBytes + length > this.#syncWriteMax || this.#pending !== null) return false;
-    for (const b of buffers) this.#held.push(b);
-    this.#heldBytes += length;
-    return true;
-  }
-
-  /** The held chunks followed by `buffers`, for one write; nothing is held afterwards (#heldBytes is reset by #store). */
-  #release(buffers: Buffer[]): Buffer[] {
-    if (this.#held.length === 0) return buffers;
-    const all = this.#held.concat(buffers);
+  /**
+   * Holds the chunks while everything held stays within the limit and no write runs on the pool; otherwise hands
+   * what is held and the chunks to the pool as one write.
+   */
+  #receive(buffers: Buffer[], length: number, callback: (error?: Error | null) => void): void {
+    if (this.#pending === null && this.#heldBytes + length <= this.#syncWriteMax) {
+      this.#held.push(...buffers);
+      this.#heldBytes += length;
+      callback();
+      return;
+    }
+    const all = this.#held.length === 0 ? buffers : this.#held.concat(buffers);
+    const total = this.#heldBytes + length;
     this.#held = [];
-    return all;
+    this.#heldBytes = 0;
+    this.#store(all, total, callback);
   }
 
   /** Writes what is held, on the event loop; returns the error instead of throwing. */
   #writeHeld(): Error | null {
     if (this.#heldBytes === 0) return null;
-    const buffers = this.#held;
-    const length = this.#heldBytes;
+    // At most syncIoMaxBytes: one buffer to write from costs less than a second write call.
+    const data = this.#held.length === 1 ? (this.#held[0] as Buffer) : Buffer.concat(this.#held);
     this.#held = [];
     this.#heldBytes = 0;
     const position = this.#position;
     try {
-      const written = this.#file.writevNow(buffers, position);
-      // A short write (just before ENOSPC): the rest in further calls, as writeAll does on the pool.
-      if (written < length) {
-        const rest = Buffer.concat(buffers).subarray(written);
-        for (let off = 0; off < rest.length; ) {
-          const n = this.#file.writevNow([rest.subarray(off)], position + written + off);
-          if (n === 0) throw Object.assign(new Error('write stored no byte'), { code: 'EIO' });
-          off += n;
-        }
+      // A regular file takes the whole write unless the disk is full (a short write first, then ENOSPC).
+      for (let done = 0; done < data.length; ) {
+        const n = this.#file.writeNow(data.subarray(done), position + done);
+        if (n === 0) throw Object.assign(new Error('write stored no byte'), { code: 'EIO' });
+        done += n;
       }
     } catch (err) {
       return fsErrorToFtp(err);
     }
-    this.#position += length;
-    this.#bytes += length;
-    this.#digest.extend(position + length);
+    this.#position += data.length;
+    this.#bytes += data.length;
+    this.#digest.extend(position + data.length);
     return null;
   }
 
   #store(buffers: Buffer[], length: number, callback: (error?: Error | null) => void): void {
-    this.#heldBytes = 0;
     const position = this.#position;
     this.#position += length;
     this.#pending = writeAll(this.#file, buffers, length, position);

@@ -17,8 +17,8 @@ export interface Store {
   /** Where it is, for messages: the SQLite file or the PostgreSQL URL without its password. */
   readonly location: string;
   /**
-   * The SQLite connection itself (engine 'sqlite' only), for the few statements on a per-transfer path that are
-   * worth preparing once (kysely builds, compiles and prepares every query anew).
+   * The SQLite connection itself (engine 'sqlite' only), for the few statements on a per-transfer path worth running
+   * without kysely, which builds and compiles every query anew (statement-cache.ts spares it only SQLite's prepare).
    */
   readonly sqlite?: BetterSqlite3.Database;
   close(): Promise<void>;
