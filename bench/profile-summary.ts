@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 // Summarises a V8 .cpuprofile (node --cpu-prof; npm run bench -- --cpu-prof DIR) as text: time by area, the
 // heaviest functions by self time (bottom-up), and the call tree by total time (top-down), optionally divided by a
 // count of work units (files, GB) so that each line reads "ms per file". Idle time is left out of every share.
-// With --window, only the samples between the first and the last idle stretch of at least a second count: the
+// With --window, only the samples between the last two idle stretches of at least a second count: the
 // profiling driver (bench/profile.ts) waits that long before and after the measured work, so start-up, preparation
 // and shutdown stay out. Usage:
 //   node --import tsx bench/profile-summary.ts FILE.cpuprofile [--per 200 --unit file] [--window] [--top 25] [--depth 12]
@@ -37,6 +37,9 @@ const { values: args, positionals } = parseArgs({
     // Top-down lines below this share of busy time are left out.
     min: { type: 'string', default: '0.01' },
     window: { type: 'boolean', default: false },
+    // The shortest idle stretch --window takes for the quiet before and after the work (a server with timers that
+    // fire every second or more often has no idle second).
+    'idle-gap-ms': { type: 'string', default: '900' },
     // Bottom-up for one function: its self time by the chain of callers above it.
     callers: { type: 'string' },
   },
@@ -51,9 +54,9 @@ const parent = new Map<number, number>();
 for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
 const self = new Map<number, number>(); // µs
 const isIdle = (id: number) => byId.get(id)!.callFrame.functionName === '(idle)';
-/** Sample indexes [from, to) between the first and the last idle stretch of at least IDLE_GAP_US. */
+/** Sample indexes [from, to) between the last two idle stretches of at least --idle-gap-ms. */
 function measuredWindow(): [number, number] {
-  const IDLE_GAP_US = 900_000;
+  const IDLE_GAP_US = Number(args['idle-gap-ms']) * 1000;
   const gaps: Array<[number, number]> = [];
   let start = -1;
   let idleUs = 0;
@@ -66,8 +69,9 @@ function measuredWindow(): [number, number] {
     if (start !== -1 && idleUs >= IDLE_GAP_US) gaps.push([start, i]);
     start = -1;
   }
-  if (gaps.length < 2) throw new Error('--window: no two idle stretches of a second found');
-  return [gaps[0]![1], gaps[gaps.length - 1]![0]];
+  if (gaps.length < 2) throw new Error('--window: no two idle stretches of --idle-gap-ms found');
+  // The last two: a preparation before the work (files uploaded for a download run) has its own quiet before it.
+  return [gaps[gaps.length - 2]![1], gaps[gaps.length - 1]![0]];
 }
 const [from, to] = args.window ? measuredWindow() : [0, profile.samples.length];
 let windowUs = 0;

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { CURL_UPLOAD_TLS_ARGS, runCurl } from '../test/helpers/clients.js';
 import { freeDiskBytes, median } from './measure.js';
 import { type BenchFiles, type Scenario, scenarios } from './scenarios.js';
-import { type BenchTarget, TARGET_NAMES, type TargetName, startFtpsdTarget, startPureFtpdTarget, startVsftpdTarget } from './targets.js';
+import { type BenchTarget, TARGET_NAMES, type TargetName, startFtpsdTarget, startNodeFloorTarget, startPureFtpdTarget, startVsftpdTarget } from './targets.js';
 
 // Side-by-side benchmark of ftpsd, vsftpd and Pure-FTPd on loopback: the servers run at once, every scenario
 // alternates between them round by round (the order rotates too), and the report gives medians, the server CPU per
@@ -119,12 +119,14 @@ function format(v: number, unit: string): string {
 /** ftpsd's median over the best peer's (the highest rate, or the lowest time, memory or CPU), with the peer's name. */
 function ratioToBestPeer(medians: Record<string, number>, higherIsBetter: boolean): string {
   const own = medians.ftpsd;
-  const peers = Object.entries(medians).filter(([name, v]) => !name.startsWith('ftpsd') && Number.isFinite(v));
+  const peers = Object.entries(medians).filter(([name, v]) => !name.startsWith('ftpsd') && name !== 'node-floor' && Number.isFinite(v));
   if (own === undefined || !Number.isFinite(own) || peers.length === 0) return '';
   const [name, best] = peers.reduce((a, b) => ((higherIsBetter ? b[1] > a[1] : b[1] < a[1]) ? b : a));
   const baseline = medians['ftpsd-baseline'];
   const before = baseline !== undefined && Number.isFinite(baseline) ? `; ${(own / baseline).toFixed(2)} vs baseline` : '';
-  return `${(own / best).toFixed(2)} vs ${name}${before}`;
+  const floor = medians['node-floor'];
+  const overFloor = floor !== undefined && Number.isFinite(floor) ? `; ${(own / floor).toFixed(2)} vs node-floor` : '';
+  return `${(own / best).toFixed(2)} vs ${name}${before}${overFloor}`;
 }
 
 function report(rows: readonly Row[], targets: readonly BenchTarget[]): string {
@@ -165,6 +167,8 @@ async function startTarget(name: TargetName): Promise<BenchTarget> {
       return startVsftpdTarget();
     case 'pure-ftpd':
       return startPureFtpdTarget(repoDir);
+    case 'node-floor':
+      return startNodeFloorTarget(repoDir);
   }
 }
 

@@ -11,9 +11,13 @@ import { startPureFtpd, waitForGreeting } from './pureftpd.js';
 
 // The servers under comparison, behind one shape so every scenario runs the same code against each.
 
-/** ftpsd-baseline: another build of ftpsd (--baseline DIR), measured in the same run for a before/after comparison. */
-export type TargetName = 'ftpsd' | 'ftpsd-baseline' | 'vsftpd' | 'pure-ftpd';
-export const TARGET_NAMES: readonly TargetName[] = ['ftpsd', 'ftpsd-baseline', 'vsftpd', 'pure-ftpd'];
+/**
+ * ftpsd-baseline: another build of ftpsd (--baseline DIR), measured in the same run for a before/after comparison.
+ * node-floor: bench/ftp-floor.ts, the least a Node process does for the same durable, bound, audited transfer; a
+ * reference for what is left to take out of ftpsd, not a peer.
+ */
+export type TargetName = 'ftpsd' | 'ftpsd-baseline' | 'vsftpd' | 'pure-ftpd' | 'node-floor';
+export const TARGET_NAMES: readonly TargetName[] = ['ftpsd', 'ftpsd-baseline', 'vsftpd', 'pure-ftpd', 'node-floor'];
 
 export interface BenchTarget {
   name: TargetName;
@@ -69,6 +73,47 @@ export async function startPureFtpdTarget(repoDir: string): Promise<BenchTarget>
     pid: p.pid,
     cpuSeconds: () => treeCpuSeconds(p.pid),
     stop: () => p.stop(),
+  };
+}
+
+/** bench/ftp-floor.ts with the flags ftpsd runs with; it takes any login. */
+export async function startNodeFloorTarget(repoDir: string): Promise<BenchTarget> {
+  const root = await mkdtemp(join(tmpdir(), 'ftp-floor-'));
+  const dataDir = join(root, 'home');
+  await mkdir(dataDir);
+  const port = await freePort();
+  const script = resolve(repoDir, 'bench/ftp-floor.ts');
+  const child = spawn(process.execPath, [...FTPSD_NODE_FLAGS, '--import', 'tsx', script, '--port', String(port), '--root', dataDir, '--audit', join(root, 'audit.jsonl')], {
+    cwd: repoDir,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const stderr: Buffer[] = [];
+  child.stderr?.on('data', (b: Buffer) => stderr.push(b));
+  try {
+    await waitForGreeting(port, child, START_TIMEOUT_MS, 100);
+  } catch (err) {
+    child.kill('SIGKILL');
+    await rm(root, { recursive: true, force: true });
+    throw new Error(`node-floor did not start: ${(err as Error).message}\n${Buffer.concat(stderr).toString('utf8').slice(-2000)}`);
+  }
+  const pid = child.pid!;
+  let stopped = false;
+  return {
+    name: 'node-floor',
+    port,
+    user: 'bench',
+    password: 'any',
+    dataDir,
+    memoryKind: 'RSS',
+    memoryBytes: () => processRssBytes(pid),
+    pid,
+    cpuSeconds: () => treeCpuSeconds(pid),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await stopChild(child);
+      await rm(root, { recursive: true, force: true });
+    },
   };
 }
 
