@@ -6,13 +6,14 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CURL_UPLOAD_TLS_ARGS, runCurl } from '../test/helpers/clients.js';
 import { freeDiskBytes, median } from './measure.js';
-import { type BenchFiles, type Scenario, scenarios } from './scenarios.js';
+import { type BenchFiles, type Scenario, scenarios, warmUp } from './scenarios.js';
 import { type BenchTarget, TARGET_NAMES, type TargetName, startFtpsdTarget, startNodeFloorTarget, startPureFtpdTarget, startVsftpdTarget } from './targets.js';
 
 // Side-by-side benchmark of ftpsd, vsftpd and Pure-FTPd on loopback: the servers run at once, every scenario
 // alternates between them round by round (the order rotates too), and the report gives medians, the server CPU per
-// unit of work, and the ratio of ftpsd to the best peer. Usage: npm run bench -- [--rounds 3]
-// [--servers ftpsd,vsftpd,pure-ftpd] [--scenarios a,b,c,d,e,f] [--big-mib 1024] [--cpu-prof DIR]
+// unit of work, and the ratio of ftpsd to the best peer (and to node-floor, bench/ftp-floor.ts, when it runs too).
+// Usage: npm run bench -- [--rounds 3] [--servers ftpsd,vsftpd,pure-ftpd[,node-floor]] [--scenarios a,b,c,d,e,f]
+// [--big-mib 1024] [--warmup 2] [--cpu-prof DIR]
 
 const repoDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const MiB = 1024 * 1024;
@@ -27,6 +28,8 @@ const { values: args } = parseArgs({
     'small-kib': { type: 'string', default: '4' },
     sessions: { type: 'string', default: '100' },
     'deadline-min': { type: 'string', default: '60' },
+    // Passes of the small files up and down (lftp, TLS 1.2) each server gets, unmeasured, before the first round; 0: none.
+    warmup: { type: 'string', default: '2' },
     json: { type: 'string' },
     // ftpsd runs with --cpu-prof and writes its profile here when it stops (bench/profile-summary.ts reads it).
     'cpu-prof': { type: 'string' },
@@ -40,6 +43,8 @@ const bigBytes = positive(args['big-mib'], 'big-mib') * MiB;
 const smallCount = positive(args['small-files'], 'small-files');
 const smallBytes = positive(args['small-kib'], 'small-kib') * 1024;
 const sessions = positive(args.sessions, 'sessions');
+const warmupPasses = Number(args.warmup);
+if (!Number.isInteger(warmupPasses) || warmupPasses < 0) throw new Error('--warmup must be 0 or a positive integer');
 const deadline = Date.now() + positive(args['deadline-min'], 'deadline-min') * 60_000;
 const serverNames = (args.baseline !== undefined && !args.servers.includes('ftpsd-baseline') ? `${args.servers},ftpsd-baseline` : args.servers).split(',').filter((s): s is TargetName => (TARGET_NAMES as readonly string[]).includes(s));
 const wanted = new Set(args.scenarios.split(','));
@@ -190,6 +195,10 @@ async function main(): Promise<void> {
     for (const t of targets) {
       await smokeCheck(t, files);
       console.error(`${t.name} on 127.0.0.1:${t.port}: 1 MiB up/down over TLS verified`);
+    }
+    if (warmupPasses > 0) {
+      for (const t of targets) await warmUp(t, files, warmupPasses, limits);
+      console.error(`warm-up: ${warmupPasses} x ${smallCount} small files up and down per server (lftp, TLS 1.2), not measured`);
     }
     const rows: Row[] = [];
     for (const scenario of selected) {
