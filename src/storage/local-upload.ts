@@ -356,9 +356,12 @@ export async function moveFile(from: string, to: string): Promise<void> {
 
 /** unlink, on the event loop; a name already gone (or never created) is no error here. */
 function removeQuietly(path: string): void {
+  // Usually there is nothing to remove (no partial was kept): lstat says so without an exception, whose creation
+  // cost a failed unlinkSync about 0.1 ms of CPU per upload.
+  if (lstatSync(path, { throwIfNoEntry: false }) === undefined) return;
   try {
     unlinkSync(path);
   } catch {
-    // nothing to remove
+    // gone meanwhile
   }
 }
