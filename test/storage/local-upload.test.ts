@@ -120,6 +120,18 @@ describe('local uploads', () => {
     assert.deepEqual(await hidden(), []);
   });
 
+  it('a whole upload (no REST) removes the partial an earlier attempt kept', async () => {
+    const first = await storage.openUpload('/again.bin', { kind: 'replace' }, CHUNK);
+    await writeSome(first.stream, Buffer.from('half of it'));
+    await first.abort(true);
+    assert.deepEqual(await hidden(), ['.ftpsd-partial.again.bin']);
+    const whole = await storage.openUpload('/again.bin', { kind: 'replace' }, CHUNK);
+    await send(whole, Buffer.from('all of it, sent again'));
+    await whole.commit();
+    assert.equal(await readFile(join(home, 'again.bin'), 'utf8'), 'all of it, sent again');
+    assert.deepEqual(await hidden(), []);
+  });
+
   it('REST + STOR without a partial continues the stored file', async () => {
     const full = pattern(200_000, 4);
     await writeFile(join(home, 'stored.bin'), Buffer.concat([full.subarray(0, 150_000), Buffer.from('garbage after the offset')]));
