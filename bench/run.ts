@@ -13,7 +13,7 @@ import { type BenchTarget, TARGET_NAMES, type TargetName, startFtpsdTarget, star
 // alternates between them round by round (the order rotates too), and the report gives medians, the server CPU per
 // unit of work, and the ratio of ftpsd to the best peer (and to node-floor, bench/ftp-floor.ts, when it runs too).
 // Usage: npm run bench -- [--rounds 3] [--servers ftpsd,vsftpd,pure-ftpd[,node-floor]] [--scenarios a,b,c,d,e,f]
-// [--big-mib 1024] [--warmup 2] [--cpu-prof DIR]
+// [--big-mib 1024] [--warmup 4] [--cpu-prof DIR]
 
 const repoDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const MiB = 1024 * 1024;
@@ -29,7 +29,7 @@ const { values: args } = parseArgs({
     sessions: { type: 'string', default: '100' },
     'deadline-min': { type: 'string', default: '60' },
     // Passes of the small files up and down (lftp, TLS 1.2) each server gets, unmeasured, before the first round; 0: none.
-    warmup: { type: 'string', default: '2' },
+    warmup: { type: 'string', default: '4' },
     json: { type: 'string' },
     // ftpsd runs with --cpu-prof and writes its profile here when it stops (bench/profile-summary.ts reads it).
     'cpu-prof': { type: 'string' },
