@@ -1,6 +1,5 @@
-import { FtpError } from '../errors.js';
 import type { CommandSpec } from './command-spec.js';
-import { requirePermission, resolveArg } from './path-args.js';
+import { requirePermission, resolveArg, statRegularFile } from './path-args.js';
 
 /** draft-bryan-ftpext-hash (as FileZilla uses it): `213 SHA-256 0-<end> <hex> <path>`. */
 export const HASH: CommandSpec = {
@@ -12,8 +11,7 @@ export const HASH: CommandSpec = {
   async run(s, arg) {
     requirePermission(s, 'download');
     const path = resolveArg(s, arg);
-    const info = await s.storage.stat(path);
-    if (info.type !== 'file') throw new FtpError(550, 'Not a regular file');
+    const info = await statRegularFile(s, path);
     const digest = await s.storage.sha256(path);
     return { code: 213, text: `SHA-256 0-${Math.max(0, info.size - 1)} ${digest} ${arg}` };
   },

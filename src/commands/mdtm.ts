@@ -1,7 +1,6 @@
-import { FtpError } from '../errors.js';
 import { formatMdtm, parseMfmtTime } from '../storage/listing-format.js';
 import type { CommandSpec } from './command-spec.js';
-import { requirePermission, requireVisible, resolveArg } from './path-args.js';
+import { requirePermission, requireVisible, resolveArg, statRegularFile } from './path-args.js';
 
 /** RFC 3659 §3. The non-standard "MDTM <time> <path>" that some clients use to set the time is accepted too. */
 export const MDTM: CommandSpec = {
@@ -23,8 +22,7 @@ export const MDTM: CommandSpec = {
     }
     const path = resolveArg(s, arg);
     requireVisible(s, path);
-    const info = await s.storage.stat(path);
-    if (info.type !== 'file') throw new FtpError(550, 'Not a regular file');
+    const info = await statRegularFile(s, path);
     return { code: 213, text: formatMdtm(info.mtime) };
   },
 };

@@ -2,6 +2,7 @@ import { accessOf } from '../access/login-user.js';
 import type { Permission } from '../config/schema.js';
 import type { Session } from '../control/session.js';
 import { FtpError } from '../errors.js';
+import type { FileInfo } from '../storage/backend.js';
 import { sessionFacts } from './event-facts.js';
 
 /** The client's argument as a virtual path inside the user's home (storage refuses anything that would leave it). */
@@ -30,6 +31,13 @@ export async function requireUpload(s: Session, path: string): Promise<void> {
 export function requireVisible(s: Session, path: string): void {
   const view = accessOf(s.user);
   if (!view.allows(path, 'list') && !view.allows(path, 'download')) requirePermission(s, 'list', path);
+}
+
+/** What SIZE, MDTM, HASH and RETR act on: a regular file (a directory or a device is 550 with reason not_file). */
+export async function statRegularFile(s: Session, path: string): Promise<FileInfo> {
+  const info = await s.storage.stat(path);
+  if (info.type !== 'file') throw new FtpError(550, 'Not a regular file', { reason: 'not_file' });
+  return info;
 }
 
 /** LIST/NLST/STAT take ls-style options such as "-la" that name no file; they are dropped. */

@@ -5,7 +5,7 @@ import { sendFileToClient, sendToClient } from '../data/transfer.js';
 import { FtpError } from '../errors.js';
 import { FILE_RANGE, type FileRange } from '../storage/backend.js';
 import type { CommandSpec } from './command-spec.js';
-import { requirePermission, resolveArg } from './path-args.js';
+import { requirePermission, resolveArg, statRegularFile } from './path-args.js';
 import { takeRestOffset } from './rest.js';
 import { auditTransfer, transferLimits } from './transfer-audit.js';
 
@@ -26,7 +26,7 @@ export const RETR: CommandSpec = {
     const range = (file as { [FILE_RANGE]?: FileRange })[FILE_RANGE];
     let size: number;
     try {
-      size = range?.size ?? (await regularFileSize(s, path));
+      size = range?.size ?? (await statRegularFile(s, path)).size;
     } catch (err) {
       file.destroy();
       throw err;
@@ -58,12 +58,6 @@ export const RETR: CommandSpec = {
     }
   },
 };
-
-async function regularFileSize(s: Parameters<CommandSpec['run']>[0], path: string): Promise<number> {
-  const info = await s.storage.stat(path);
-  if (info.type !== 'file') throw new FtpError(550, 'Not a regular file', { reason: 'not_file' });
-  return info.size;
-}
 
 function asciiSource(file: Readable): Readable {
   const convert = lfToCrlf();

@@ -1,6 +1,5 @@
-import { FtpError } from '../errors.js';
 import type { CommandSpec } from './command-spec.js';
-import { requireVisible, resolveArg } from './path-args.js';
+import { requireVisible, resolveArg, statRegularFile } from './path-args.js';
 
 /** RFC 3659 §4: the size of a file as RETR in the current TYPE would send it; we report the stored bytes. */
 export const SIZE: CommandSpec = {
@@ -12,8 +11,7 @@ export const SIZE: CommandSpec = {
   async run(s, arg) {
     const path = resolveArg(s, arg);
     requireVisible(s, path);
-    const info = await s.storage.stat(path);
-    if (info.type !== 'file') throw new FtpError(550, 'Not a regular file');
+    const info = await statRegularFile(s, path);
     return { code: 213, text: String(info.size) };
   },
 };
