@@ -2,12 +2,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import { join, resolve, sep } from 'node:path';
-import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { parseArgs } from 'node:util';
 import { readResumptionOffer } from '../src/tls/client-hello.js';
 import { createSelfSignedCertificate } from '../src/tls/self-signed.js';
 import { sessionIdCache } from '../src/tls/session-context.js';
+import { observedTls } from './observed-tls.js';
 
 // The floor under ftpsd's per-file cost with its guarantees: the least JavaScript a Node process can run for one
 // FTPS transfer that is still durable, bound and audited. One file, no framework, no store, no configuration:
@@ -342,35 +342,6 @@ interface DataTls {
 function whenSecure(socket: tls.TLSSocket, cb: () => void): void {
   if ((socket as unknown as { _secureEstablished?: boolean })._secureEstablished === true) cb();
   else socket.once('secure', () => setImmediate(cb));
-}
-
-/** TLS fed through a JS duplex, as ftpsd's uploads: a cleartext end before the TCP end was a close_notify. */
-function observedTls(raw: net.Socket, options: tls.TLSSocketOptions): DataTls {
-  let tcpEofDelivered = false;
-  let closeNotify = false;
-  const pipe = new Duplex({
-    read: () => void raw.resume(),
-    write: (chunk: Buffer, _enc, cb) => void raw.write(chunk, cb),
-    final: (cb) => void raw.end(cb),
-    destroy: (err, cb) => {
-      raw.destroy(err ?? undefined);
-      cb(err);
-    },
-  });
-  raw.on('data', (chunk: Buffer) => {
-    if (!pipe.push(chunk)) raw.pause();
-  });
-  raw.on('end', () => pipe.push(null));
-  raw.on('error', (err) => pipe.destroy(err));
-  pipe.prependListener('end', () => (tcpEofDelivered = true));
-  const socket = new tls.TLSSocket(pipe, options);
-  raw.resume();
-  const push = socket.push.bind(socket);
-  socket.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
-    if (chunk === null && !tcpEofDelivered) closeNotify = true;
-    return push(chunk, encoding);
-  };
-  return { socket, endedCleanly: () => closeNotify };
 }
 
 const server = net.createServer((raw) => new Session(raw));

@@ -87,27 +87,41 @@ export async function startNodeFloorTarget(repoDir: string): Promise<BenchTarget
     cwd: repoDir,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  try {
+    await awaitGreeting('node-floor', child, port);
+  } catch (err) {
+    await rm(root, { recursive: true, force: true });
+    throw err;
+  }
+  return nodeProcessTarget('node-floor', child, root, { port, user: 'bench', password: 'any', dataDir });
+}
+
+/** Waits for the 220 of a server just spawned; else kills it and throws with the end of its stderr (returned for later). */
+async function awaitGreeting(name: string, child: ChildProcess, port: number): Promise<() => string> {
   const stderr: Buffer[] = [];
   child.stderr?.on('data', (b: Buffer) => stderr.push(b));
+  const tail = () => Buffer.concat(stderr).toString('utf8').slice(-2000);
   try {
     await waitForGreeting(port, child, START_TIMEOUT_MS, 100);
   } catch (err) {
     child.kill('SIGKILL');
-    await rm(root, { recursive: true, force: true });
-    throw new Error(`node-floor did not start: ${(err as Error).message}\n${Buffer.concat(stderr).toString('utf8').slice(-2000)}`);
+    throw new Error(`${name} did not start: ${(err as Error).message}\n${tail()}`);
   }
+  return tail;
+}
+
+/** A server run as one node process of ours, measured by its RSS; stopping it removes its temporary directory. */
+function nodeProcessTarget(name: TargetName, child: ChildProcess, root: string, where: { port: number; user: string; password: string; dataDir: string }): BenchTarget & { stopped(): boolean } {
   const pid = child.pid!;
   let stopped = false;
   return {
-    name: 'node-floor',
-    port,
-    user: 'bench',
-    password: 'any',
-    dataDir,
+    name,
+    ...where,
     memoryKind: 'RSS',
     memoryBytes: () => processRssBytes(pid),
     pid,
     cpuSeconds: () => treeCpuSeconds(pid),
+    stopped: () => stopped,
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -181,37 +195,13 @@ export async function startFtpsdTarget(repoDir: string, nodeFlags: readonly stri
     const out = logFile === undefined || logFile === '' ? 'ignore' : openSync(logFile, 'a');
     const child = spawn(process.execPath, [...FTPSD_NODE_FLAGS, ...nodeFlags, bin, 'serve', '--config', configFile], { cwd: root, stdio: ['ignore', out, 'pipe'] });
     if (typeof out === 'number') closeSync(out);
-    const stderr: Buffer[] = [];
-    child.stderr?.on('data', (b: Buffer) => stderr.push(b));
-    try {
-      await waitForGreeting(port, child, START_TIMEOUT_MS, 100);
-    } catch (err) {
-      child.kill('SIGKILL');
-      throw new Error(`ftpsd did not start: ${(err as Error).message}\n${Buffer.concat(stderr).toString('utf8').slice(-2000)}`);
-    }
-    const pid = child.pid!;
-    let stopped = false;
+    const stderrTail = await awaitGreeting(name, child, port);
+    const target = nodeProcessTarget(name, child, root, { port, user, password, dataDir });
     // A server that dies under the benchmark fails every later round; say why at once.
     child.once('exit', (code, signal) => {
-      if (!stopped) console.error(`${name} exited (${code ?? signal}): ${Buffer.concat(stderr).toString('utf8').slice(-2000)}`);
+      if (!target.stopped()) console.error(`${name} exited (${code ?? signal}): ${stderrTail()}`);
     });
-    return {
-      name,
-      port,
-      user,
-      password,
-      dataDir,
-      memoryKind: 'RSS',
-      memoryBytes: () => processRssBytes(pid),
-      pid,
-      cpuSeconds: () => treeCpuSeconds(pid),
-      async stop() {
-        if (stopped) return;
-        stopped = true;
-        await stopChild(child);
-        await rm(root, { recursive: true, force: true });
-      },
-    };
+    return target;
   } catch (err) {
     await rm(root, { recursive: true, force: true });
     throw err;

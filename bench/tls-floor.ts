@@ -2,11 +2,11 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
-import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createSelfSignedCertificate } from '../src/tls/self-signed.js';
+import { observedTls } from './observed-tls.js';
 
 // The floor under ftpsd's per-file cost: a bare Node TLS server on loopback that takes N connections, each a resumed
 // handshake and SIZE bytes up, ended with close_notify both ways, and does nothing else (no FTP, no file, no log).
@@ -34,30 +34,7 @@ type Mode = 'native' | 'observed' | 'native+listener' | 'observed+listener';
 
 function wrap(raw: net.Socket, observed: boolean): tls.TLSSocket {
   const options: tls.TLSSocketOptions = { isServer: true, secureContext: context };
-  if (!observed) return new tls.TLSSocket(raw, options);
-  // The same shape as src/data/data-connection.ts observedTls, without its bookkeeping.
-  const pipe = new Duplex({
-    readableHighWaterMark: 256 * 1024,
-    read() {
-      raw.resume();
-    },
-    write(chunk: Buffer, _enc, cb) {
-      raw.write(chunk, cb);
-    },
-    final(cb) {
-      raw.end(cb);
-    },
-    destroy(err, cb) {
-      raw.destroy(err ?? undefined);
-      cb(err);
-    },
-  });
-  raw.on('data', (chunk: Buffer) => {
-    if (!pipe.push(chunk)) raw.pause();
-  });
-  raw.on('end', () => pipe.push(null));
-  raw.on('error', (err) => pipe.destroy(err));
-  return new tls.TLSSocket(pipe, options);
+  return observed ? observedTls(raw, options).socket : new tls.TLSSocket(raw, options);
 }
 
 async function run(mode: Mode): Promise<{ cpuMsPerConnection: number; wallMsPerConnection: number; resumed: number }> {
