@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { readResumptionOffer } from '../src/tls/client-hello.js';
 import { createSelfSignedCertificate } from '../src/tls/self-signed.js';
 import { sessionIdCache } from '../src/tls/session-context.js';
-import { observedTls } from './observed-tls.js';
+import { type ObservedTls, observedTls } from './observed-tls.js';
 
 // The floor under ftpsd's per-file cost with its guarantees: the least JavaScript a Node process can run for one
 // FTPS transfer that is still durable, bound and audited. One file, no framework, no store, no configuration:
@@ -49,6 +49,7 @@ function audit(record: Record<string, unknown>): void {
 type Pending = { kind: 'upload' | 'download' | 'list'; path: string };
 
 class Session {
+  /** Random ticket keys of its own (Node makes them per context): no other session's ticket resumes here. */
   readonly context = tls.createSecureContext({ key: keyPem, cert: certPem });
   socket: net.Socket | tls.TLSSocket;
   cwd = '/';
@@ -56,12 +57,11 @@ class Session {
   buffered = '';
   listener: net.Server | null = null;
   /** A data connection that started TLS before its transfer command. */
-  early: DataTls | null = null;
+  early: ObservedTls | null = null;
   waiting: ((raw: net.Socket, options: tls.TLSSocketOptions) => void) | null = null;
 
   constructor(raw: net.Socket) {
     this.socket = raw;
-    this.context.context.setTicketKeys(randomBytes(48));
     raw.setNoDelay(true);
     this.listen(raw);
     this.reply(220, 'floor ready');
@@ -219,7 +219,7 @@ class Session {
     if (!this.prot) return this.reply(521, 'PROT P required');
     if (pending.kind === 'download' && !fs.statSync(pending.path).isFile()) return this.reply(550, 'not a file');
     this.reply(150, 'opening data connection');
-    const start = (layer: DataTls) => {
+    const start = (layer: ObservedTls) => {
       const bound = () => {
         if (layer.socket.isSessionReused()) return true;
         layer.socket.destroy();
@@ -275,7 +275,7 @@ class Session {
   }
 
   /** A temporary file, digest, fsync of file and directory, rename, audit; refused without close_notify. */
-  upload(layer: DataTls, path: string, bound: () => boolean): void {
+  upload(layer: ObservedTls, path: string, bound: () => boolean): void {
     const { socket } = layer;
     socket.on('error', () => undefined);
     const dir = resolve(path, '..');
@@ -327,11 +327,6 @@ class Session {
       });
     });
   }
-}
-
-interface DataTls {
-  socket: tls.TLSSocket;
-  endedCleanly(): boolean;
 }
 
 /**

@@ -2,12 +2,18 @@ import type net from 'node:net';
 import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 
+/** A TLS socket and whether its client ended with close_notify (false for a native socket in this shape). */
+export interface ObservedTls {
+  socket: tls.TLSSocket;
+  endedCleanly(): boolean;
+}
+
 /**
  * Server-side TLS fed through a JS duplex, the shape of ftpsd's upload path (src/data/data-connection.ts, without its
  * bookkeeping), for the floor measurements: the cleartext stream ending before the TCP end reached the TLS layer
  * means the client sent close_notify.
  */
-export function observedTls(raw: net.Socket, options: tls.TLSSocketOptions): { socket: tls.TLSSocket; endedCleanly(): boolean } {
+export function observedTls(raw: net.Socket, options: tls.TLSSocketOptions): ObservedTls {
   let tcpEofDelivered = false;
   let closeNotify = false;
   const pipe = new Duplex({

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { CURL_UPLOAD_TLS_ARGS, runCurl } from '../test/helpers/clients.js';
 import { freeDiskBytes, median } from './measure.js';
 import { type BenchFiles, type Scenario, scenarios, warmUp } from './scenarios.js';
-import { type BenchTarget, TARGET_NAMES, type TargetName, startFtpsdTarget, startNodeFloorTarget, startPureFtpdTarget, startVsftpdTarget } from './targets.js';
+import { type BenchTarget, TARGET_NAMES, type TargetName, isPeer, startFtpsdTarget, startNodeFloorTarget, startPureFtpdTarget, startVsftpdTarget } from './targets.js';
 
 // Side-by-side benchmark of ftpsd, vsftpd and Pure-FTPd on loopback: the servers run at once, every scenario
 // alternates between them round by round (the order rotates too), and the report gives medians, the server CPU per
@@ -124,7 +124,7 @@ function format(v: number, unit: string): string {
 /** ftpsd's median over the best peer's (the highest rate, or the lowest time, memory or CPU), with the peer's name. */
 function ratioToBestPeer(medians: Record<string, number>, higherIsBetter: boolean): string {
   const own = medians.ftpsd;
-  const peers = Object.entries(medians).filter(([name, v]) => !name.startsWith('ftpsd') && name !== 'node-floor' && Number.isFinite(v));
+  const peers = Object.entries(medians).filter(([name, v]) => isPeer(name) && Number.isFinite(v));
   if (own === undefined || !Number.isFinite(own) || peers.length === 0) return '';
   const [name, best] = peers.reduce((a, b) => ((higherIsBetter ? b[1] > a[1] : b[1] < a[1]) ? b : a));
   const baseline = medians['ftpsd-baseline'];

@@ -18,6 +18,10 @@ import { startPureFtpd, waitForGreeting } from './pureftpd.js';
  */
 export type TargetName = 'ftpsd' | 'ftpsd-baseline' | 'vsftpd' | 'pure-ftpd' | 'node-floor';
 export const TARGET_NAMES: readonly TargetName[] = ['ftpsd', 'ftpsd-baseline', 'vsftpd', 'pure-ftpd', 'node-floor'];
+/** The servers ftpsd is compared with; the others are ftpsd itself and yardsticks. */
+export function isPeer(name: string): boolean {
+  return name === 'vsftpd' || name === 'pure-ftpd';
+}
 
 export interface BenchTarget {
   name: TargetName;
